@@ -1,0 +1,32 @@
+//! Where drydock keeps its state: `DRYDOCK_HOME`, else `$XDG_DATA_HOME/drydock`, else
+//! `/var/lib/drydock` as root, else `~/.local/share/drydock`.
+
+use std::path::PathBuf;
+
+pub fn drydock_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("DRYDOCK_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(x).join("drydock");
+    }
+    if is_root() {
+        return PathBuf::from("/var/lib/drydock");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/drydock"),
+        None => PathBuf::from("/var/lib/drydock"),
+    }
+}
+
+fn is_root() -> bool {
+    // Reading our own uid without unsafe: /proc/self/status has "Uid: real effective ...".
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|rest| rest.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,26 @@
+//! The `drydock` binary. Only this crate prints to the terminal; libraries return typed errors
+//! and this crate reports them (one line of cause, then context).
+
+// The binary is the one place allowed to print.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod commands;
+mod home;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = commands::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
