@@ -1,0 +1,14 @@
+//! A tiny binary that is nothing but the sandbox init (plus a manual `run` mode), used by this
+//! crate's tests and benchmarks. The `drydock` binary carries the same init: it calls
+//! [`drydock_sandbox::maybe_run_init`] first thing in `main`.
+//!
+//! Manual use: `drydock-sandbox-init run [options] -- CMD [ARGS...]` (see `usage`).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+#[path = "drydock-sandbox-init/cli.rs"]
+mod cli;
+
+fn main() {
+    drydock_sandbox::maybe_run_init();
+    std::process::exit(cli::main(std::env::args().skip(1).collect()));
+}
