@@ -30,3 +30,10 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// The local image store, `$DRYDOCK_HOME/content`.
+pub fn open_store() -> anyhow::Result<drydock_content::Store> {
+    let dir = drydock_home().join("content");
+    drydock_content::Store::open(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot open the local store at {}: {e}", dir.display()))
+}

@@ -46,10 +46,16 @@ impl fmt::Display for Algorithm {
 pub enum DigestError {
     #[error("invalid digest {0:?}: expected ALGORITHM:HEX, such as sha256:<64 hex digits>")]
     Format(String),
-    #[error("unsupported digest algorithm {algorithm:?} in {digest:?}: drydock supports sha256 and sha512")]
+    #[error(
+        "unsupported digest algorithm {algorithm:?} in {digest:?}: drydock supports sha256 and sha512"
+    )]
     UnsupportedAlgorithm { algorithm: String, digest: String },
     #[error("invalid {algorithm} digest {digest:?}: expected {expected} lowercase hex digits")]
-    Encoding { algorithm: Algorithm, digest: String, expected: usize },
+    Encoding {
+        algorithm: Algorithm,
+        digest: String,
+        expected: usize,
+    },
 }
 
 /// A validated content digest, `algorithm:hex`.
@@ -61,7 +67,9 @@ pub struct Digest {
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Self, DigestError> {
-        let (alg, hex) = s.split_once(':').ok_or_else(|| DigestError::Format(s.to_string()))?;
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| DigestError::Format(s.to_string()))?;
         if alg.is_empty() || hex.is_empty() || !valid_algorithm_component(alg) {
             return Err(DigestError::Format(s.to_string()));
         }
@@ -76,7 +84,9 @@ impl Digest {
             }
         };
         if hex.len() != algorithm.hex_len()
-            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(DigestError::Encoding {
                 algorithm,
@@ -84,12 +94,18 @@ impl Digest {
                 expected: algorithm.hex_len(),
             });
         }
-        Ok(Self { algorithm, hex: hex.to_string() })
+        Ok(Self {
+            algorithm,
+            hex: hex.to_string(),
+        })
     }
 
     /// Builds a digest from raw hash output.
     pub fn from_bytes(algorithm: Algorithm, bytes: &[u8]) -> Self {
-        Self { algorithm, hex: hex::encode(bytes) }
+        Self {
+            algorithm,
+            hex: hex::encode(bytes),
+        }
     }
 
     /// sha256 of `data`: the digest drydock writes.
@@ -125,8 +141,11 @@ impl Digest {
 
 fn valid_algorithm_component(alg: &str) -> bool {
     // algorithm-component ::= [a-z0-9]+ joined by [+._-]
-    alg.split(['+', '.', '_', '-'])
-        .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+    alg.split(['+', '.', '_', '-']).all(|c| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 impl fmt::Display for Digest {
@@ -164,7 +183,7 @@ impl<'de> Deserialize<'de> for Digest {
 impl TryFrom<&oci_spec::image::Digest> for Digest {
     type Error = DigestError;
     fn try_from(d: &oci_spec::image::Digest) -> Result<Self, Self::Error> {
-        Digest::parse(&d.to_string())
+        Digest::parse(d.as_ref())
     }
 }
 
@@ -245,11 +264,23 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests_with_reasons() {
-        assert!(matches!(Digest::parse("sha256"), Err(DigestError::Format(_))));
-        assert!(matches!(Digest::parse("md5:abcd"), Err(DigestError::UnsupportedAlgorithm { .. })));
-        assert!(matches!(Digest::parse("sha256:ABC"), Err(DigestError::Encoding { .. })));
+        assert!(matches!(
+            Digest::parse("sha256"),
+            Err(DigestError::Format(_))
+        ));
+        assert!(matches!(
+            Digest::parse("md5:abcd"),
+            Err(DigestError::UnsupportedAlgorithm { .. })
+        ));
+        assert!(matches!(
+            Digest::parse("sha256:ABC"),
+            Err(DigestError::Encoding { .. })
+        ));
         let upper = EMPTY.to_uppercase().replace("SHA256", "sha256");
-        assert!(matches!(Digest::parse(&upper), Err(DigestError::Encoding { .. })));
+        assert!(matches!(
+            Digest::parse(&upper),
+            Err(DigestError::Encoding { .. })
+        ));
         assert!(Digest::parse("SHA256:00").is_err());
         assert!(Digest::parse(":00").is_err());
     }

@@ -11,19 +11,27 @@ pub struct Platform {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid platform {0:?}: expected OS/ARCH[/VARIANT], such as linux/amd64 or linux/arm64/v8")]
+#[error(
+    "invalid platform {0:?}: expected OS/ARCH[/VARIANT], such as linux/amd64 or linux/arm64/v8"
+)]
 pub struct PlatformError(pub String);
 
 impl Platform {
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Self {
         let (architecture, variant) = normalize_arch(architecture, variant);
-        Self { os: os.to_ascii_lowercase(), architecture, variant }
+        Self {
+            os: os.to_ascii_lowercase(),
+            architecture,
+            variant,
+        }
     }
 
     pub fn parse(s: &str) -> Result<Self, PlatformError> {
         let parts: Vec<&str> = s.split('/').collect();
         let valid = |p: &&str| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
         if !(2..=3).contains(&parts.len()) || !parts.iter().all(valid) {
             return Err(PlatformError(s.to_string()));
@@ -59,9 +67,7 @@ fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>)
     let arch = arch.to_ascii_lowercase();
     let variant = variant.map(str::to_ascii_lowercase);
     match arch.as_str() {
-        "x86_64" | "x86-64" | "amd64" => {
-            ("amd64".into(), variant.filter(|v| v != "v1"))
-        }
+        "x86_64" | "x86-64" | "amd64" => ("amd64".into(), variant.filter(|v| v != "v1")),
         "i386" | "386" => ("386".into(), None),
         "aarch64" | "arm64" => {
             let v = match variant.as_deref() {
@@ -109,10 +115,22 @@ mod tests {
 
     #[test]
     fn normalises_like_containerd() {
-        assert_eq!(Platform::parse("linux/x86_64").unwrap().to_string(), "linux/amd64");
-        assert_eq!(Platform::parse("linux/aarch64").unwrap().to_string(), "linux/arm64/v8");
-        assert_eq!(Platform::parse("linux/arm").unwrap().to_string(), "linux/arm/v7");
-        assert_eq!(Platform::parse("linux/armhf").unwrap().to_string(), "linux/arm/v7");
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            Platform::parse("linux/aarch64").unwrap().to_string(),
+            "linux/arm64/v8"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            Platform::parse("linux/armhf").unwrap().to_string(),
+            "linux/arm/v7"
+        );
         assert!(Platform::parse("linux").is_err());
         assert!(Platform::parse("linux//v7").is_err());
         assert!(Platform::parse("a/b/c/d").is_err());
@@ -121,7 +139,11 @@ mod tests {
     #[test]
     fn matching_ignores_missing_variant() {
         let img = Platform::parse("linux/arm/v6").unwrap();
-        assert!(img.matches(&Platform { os: "linux".into(), architecture: "arm".into(), variant: None }));
+        assert!(img.matches(&Platform {
+            os: "linux".into(),
+            architecture: "arm".into(),
+            variant: None
+        }));
         assert!(!img.matches(&Platform::parse("linux/arm/v7").unwrap()));
     }
 }

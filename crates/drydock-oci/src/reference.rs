@@ -20,11 +20,19 @@ pub enum ReferenceError {
     #[error("invalid reference format {reference:?}: repository name must be lowercase")]
     Uppercase { reference: String },
     #[error("invalid reference format {reference:?}: {reason}")]
-    Invalid { reference: String, reason: &'static str },
-    #[error("invalid reference format {reference:?}: repository name is longer than 255 characters")]
+    Invalid {
+        reference: String,
+        reason: &'static str,
+    },
+    #[error(
+        "invalid reference format {reference:?}: repository name is longer than 255 characters"
+    )]
     NameTooLong { reference: String },
     #[error("invalid digest in reference {reference:?}: {source}")]
-    Digest { reference: String, source: DigestError },
+    Digest {
+        reference: String,
+        source: DigestError,
+    },
 }
 
 /// A normalised image reference: `registry/repository[:tag][@digest]`.
@@ -64,14 +72,19 @@ impl Reference {
     }
 
     fn parse_inner(s: &str) -> Result<Self, ReferenceError> {
-        let invalid = |reason| ReferenceError::Invalid { reference: s.to_string(), reason };
+        let invalid = |reason| ReferenceError::Invalid {
+            reference: s.to_string(),
+            reason,
+        };
         if s.is_empty() {
             return Err(ReferenceError::Empty);
         }
         let (rest, digest) = match s.split_once('@') {
             Some((rest, d)) => {
-                let digest = Digest::parse(d)
-                    .map_err(|source| ReferenceError::Digest { reference: s.to_string(), source })?;
+                let digest = Digest::parse(d).map_err(|source| ReferenceError::Digest {
+                    reference: s.to_string(),
+                    source,
+                })?;
                 (rest, Some(digest))
             }
             None => (s, None),
@@ -82,24 +95,26 @@ impl Reference {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        if let Some(tag) = tag {
-            if !valid_tag(tag) {
-                return Err(invalid(
-                    "a tag is 1 to 128 characters of [A-Za-z0-9_.-] and cannot start with '.' or '-'",
-                ));
-            }
+        if let Some(tag) = tag
+            && !valid_tag(tag)
+        {
+            return Err(invalid(
+                "a tag is 1 to 128 characters of [A-Za-z0-9_.-] and cannot start with '.' or '-'",
+            ));
         }
         if name.is_empty() {
             return Err(invalid("missing repository name"));
         }
         let (registry, path) = split_domain(name);
-        if let Some(reg) = &registry {
-            if !valid_domain(reg) {
-                return Err(invalid("invalid registry host"));
-            }
+        if let Some(reg) = &registry
+            && !valid_domain(reg)
+        {
+            return Err(invalid("invalid registry host"));
         }
         if path.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(ReferenceError::Uppercase { reference: s.to_string() });
+            return Err(ReferenceError::Uppercase {
+                reference: s.to_string(),
+            });
         }
         if path.is_empty() || !path.split('/').all(valid_path_component) {
             return Err(invalid(
@@ -107,7 +122,9 @@ impl Reference {
             ));
         }
         if name.len() > MAX_NAME_LEN {
-            return Err(ReferenceError::NameTooLong { reference: s.to_string() });
+            return Err(ReferenceError::NameTooLong {
+                reference: s.to_string(),
+            });
         }
         let mut registry = registry.unwrap_or_else(|| DEFAULT_REGISTRY.to_string());
         if registry == "index.docker.io" || registry == DOCKER_API_HOST {
@@ -118,11 +135,21 @@ impl Reference {
         } else {
             path.to_string()
         };
-        Ok(Self { registry, repository, tag: tag.map(str::to_string), digest })
+        Ok(Self {
+            registry,
+            repository,
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 
     /// Builds a reference from parts that were validated elsewhere (tests and stores).
-    pub fn new(registry: &str, repository: &str, tag: Option<&str>, digest: Option<Digest>) -> Result<Self, ReferenceError> {
+    pub fn new(
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<Digest>,
+    ) -> Result<Self, ReferenceError> {
         let mut s = format!("{registry}/{repository}");
         if let Some(t) = tag {
             s.push(':');
@@ -141,7 +168,11 @@ impl Reference {
 
     /// The host to send API requests to (`registry-1.docker.io` for Docker Hub).
     pub fn api_host(&self) -> &str {
-        if self.registry == DEFAULT_REGISTRY { DOCKER_API_HOST } else { &self.registry }
+        if self.registry == DEFAULT_REGISTRY {
+            DOCKER_API_HOST
+        } else {
+            &self.registry
+        }
     }
 
     pub fn repository(&self) -> &str {
@@ -165,19 +196,25 @@ impl Reference {
         }
     }
 
-    #[must_use]
     pub fn with_tag(&self, tag: &str) -> Result<Self, ReferenceError> {
         Self::new(&self.registry, &self.repository, Some(tag), None)
     }
 
     #[must_use]
     pub fn with_digest(&self, digest: Digest) -> Self {
-        Self { digest: Some(digest), ..self.clone() }
+        Self {
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 
     /// The reference without tag or digest.
     pub fn repository_ref(&self) -> Self {
-        Self { tag: None, digest: None, ..self.clone() }
+        Self {
+            tag: None,
+            digest: None,
+            ..self.clone()
+        }
     }
 
     /// `registry/repository` (always with the registry).
@@ -199,7 +236,10 @@ impl Reference {
     /// The short form people type and `docker images` shows: no `docker.io/`, no `library/`.
     pub fn familiar(&self) -> String {
         let mut s = if self.registry == DEFAULT_REGISTRY {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string()
+            self.repository
+                .strip_prefix("library/")
+                .unwrap_or(&self.repository)
+                .to_string()
         } else {
             self.name()
         };
@@ -225,7 +265,9 @@ fn host_of(domain: &str) -> &str {
 fn split_domain(name: &str) -> (Option<String>, &str) {
     match name.split_once('/') {
         Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost"
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
                 || first.chars().any(|c| c.is_ascii_uppercase()) =>
         {
             (Some(first.to_string()), rest)
@@ -239,7 +281,8 @@ fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_TAG_LEN
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_path_component(c: &str) -> bool {
@@ -283,14 +326,17 @@ fn valid_domain(d: &str) -> bool {
             None => (d, None),
         }
     };
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(p) = port
+        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
     }
     if let Some(inner) = host.strip_prefix('[') {
         let inner = inner.trim_end_matches(']');
-        return !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        return !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     }
     !host.is_empty()
         && host.split('.').all(|label| {
@@ -355,14 +401,23 @@ mod tests {
         assert_eq!(norm("alpine"), "docker.io/library/alpine:latest");
         assert_eq!(norm("alpine:3.19"), "docker.io/library/alpine:3.19");
         assert_eq!(norm("acme/app"), "docker.io/acme/app:latest");
-        assert_eq!(norm("index.docker.io/alpine"), "docker.io/library/alpine:latest");
+        assert_eq!(
+            norm("index.docker.io/alpine"),
+            "docker.io/library/alpine:latest"
+        );
         assert_eq!(norm("localhost/app"), "localhost/app:latest");
         assert_eq!(norm("localhost:5000/a/b:v1"), "localhost:5000/a/b:v1");
         assert_eq!(norm("ghcr.io/owner/repo:sha-1"), "ghcr.io/owner/repo:sha-1");
         assert_eq!(norm("[::1]:5000/app"), "[::1]:5000/app:latest");
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(norm(&format!("alpine@{d}")), format!("docker.io/library/alpine@{d}"));
-        assert_eq!(norm(&format!("alpine:3@{d}")), format!("docker.io/library/alpine:3@{d}"));
+        assert_eq!(
+            norm(&format!("alpine@{d}")),
+            format!("docker.io/library/alpine@{d}")
+        );
+        assert_eq!(
+            norm(&format!("alpine:3@{d}")),
+            format!("docker.io/library/alpine:3@{d}")
+        );
     }
 
     #[test]
@@ -373,13 +428,24 @@ mod tests {
         let r = Reference::parse("localhost:5000/x:1").unwrap();
         assert_eq!(r.familiar(), "localhost:5000/x:1");
         assert!(r.is_loopback_registry());
-        assert!(Reference::parse("127.0.0.1:5000/x").unwrap().is_loopback_registry());
-        assert!(!Reference::parse("ghcr.io/x").unwrap().is_loopback_registry());
+        assert!(
+            Reference::parse("127.0.0.1:5000/x")
+                .unwrap()
+                .is_loopback_registry()
+        );
+        assert!(
+            !Reference::parse("ghcr.io/x")
+                .unwrap()
+                .is_loopback_registry()
+        );
     }
 
     #[test]
     fn rejects_bad_references() {
-        assert!(matches!(Reference::parse("Alpine"), Err(ReferenceError::Uppercase { .. })));
+        assert!(matches!(
+            Reference::parse("Alpine"),
+            Err(ReferenceError::Uppercase { .. })
+        ));
         assert!(Reference::parse("").is_err());
         assert!(Reference::parse("a:").is_err());
         assert!(Reference::parse("a:-x").is_err());

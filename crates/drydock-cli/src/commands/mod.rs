@@ -5,6 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod copy;
+mod gc;
+mod images;
+mod import;
+mod inspect;
+mod kit;
+mod rmi;
+mod tag;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "drydock",
@@ -18,8 +27,34 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// List images in the local store.
+    Images(images::Args),
+    /// Show an image's manifest, config and layers.
+    Inspect(inspect::Args),
+    /// Give an image in the local store another name.
+    Tag(tag::Args),
+    /// Remove names from the local store.
+    Rmi(rmi::Args),
+    /// Copy an image between the local store, OCI layouts and docker archives.
+    Copy(copy::Args),
+    /// Import a root filesystem tarball as an image.
+    Import(import::Args),
+    /// Remove unreferenced content from the local store.
+    Gc(gc::Args),
+    /// Make base images from the host (busybox, debian).
+    Kit(kit::Args),
+}
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Images(a) => images::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Tag(a) => tag::run(a),
+        Command::Rmi(a) => rmi::run(a),
+        Command::Copy(a) => copy::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Gc(a) => gc::run(a),
+        Command::Kit(a) => kit::run(a),
+    }
 }
