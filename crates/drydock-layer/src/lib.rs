@@ -1,0 +1,46 @@
+//! Layers: reproducible layer tars, their compression, safe extraction, and tree diffs.
+//!
+//! This crate turns directory trees into OCI layer blobs and back. It is not the content store
+//! (`drydock-content` keeps blobs) and knows nothing of manifests beyond digests.
+//!
+//! - [`write_tree`] / [`TarOptions`] / [`TarStats`] / [`PathFilter`]: a deterministic tar of a
+//!   directory tree (sorted, mtimes clamped to an epoch, numeric owners, PAX for long names, big
+//!   values and xattrs, hard links as links).
+//! - [`Encoder`], [`decompress`], [`decompress_detect`], [`detect`], [`compress_bytes`],
+//!   [`CompressOptions`], [`ParGzEncoder`], [`ReadAhead`]: gzip (parallel, pigz-style) and zstd
+//!   (multithreaded), both with output that does not depend on the thread count; the compression
+//!   enum is [`Compression`] from `drydock-oci`.
+//! - [`LayerWriter`] / [`LayerDigests`]: tar in, compressed layer out, with diff ID, digest and
+//!   size computed in the same pass; [`DigestReader`] for the reading side.
+//! - [`apply`] / [`ApplyOptions`] / [`ApplyStats`] / [`SymlinkPolicy`]: extraction onto an
+//!   existing tree with OCI whiteouts, never writing outside the target.
+//! - [`diff_trees`] / [`diff_overlay_upper`] / [`DiffOptions`]: changes between two trees, or an
+//!   overlayfs upper directory, as a layer tar with whiteouts.
+//! - [`LayerError`] / [`Reject`]: errors that name the path or entry involved.
+//!
+//! No `unsafe`: syscalls go through `rustix`.
+
+mod apply;
+mod compress;
+mod diff;
+mod digests;
+mod error;
+mod pargz;
+mod resolve;
+mod tarfmt;
+mod tarread;
+mod walk;
+mod write;
+
+pub use apply::{ApplyOptions, ApplyStats, apply};
+pub use compress::{
+    CompressOptions, Compression, DEFAULT_GZIP_BLOCK, Decoder, Encoder, ReadAhead, compress_bytes,
+    decompress, decompress_detect, detect,
+};
+pub use diff::{DiffOptions, diff_overlay_upper, diff_trees};
+pub use digests::{DigestReader, LayerDigests, LayerWriter};
+pub use error::{LayerError, Reject};
+pub use pargz::ParGzEncoder;
+pub use resolve::SymlinkPolicy;
+pub use walk::PathFilter;
+pub use write::{TarOptions, TarStats, write_tree};
