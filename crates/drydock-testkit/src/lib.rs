@@ -133,6 +133,8 @@ impl Docker {
         lock.lock().expect("lock");
         if !docker.ping() {
             let log = File::create("/tmp/drydock-test-dockerd.log").expect("dockerd log");
+            // Deliberately detached: one engine serves every test process and outlives them.
+            #[allow(clippy::zombie_processes)]
             Command::new(Self::DAEMON)
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)
