@@ -485,7 +485,11 @@ impl Client {
     pub async fn list_tags(&self, ep: &Endpoint) -> Result<Vec<String>, RegistryError> {
         let op = format!("list tags of {}", ep.repository);
         let mut tags = Vec::new();
-        let mut next: Option<String> = Some(format!("v2/{}/tags/list?n=1000", ep.repository));
+        let mut next: Option<String> = Some(format!(
+            "v2/{}/tags/list?n={}",
+            ep.repository,
+            self.options().tag_page_size.max(1)
+        ));
         let mut pages = 0;
         while let Some(path) = next.take() {
             pages += 1;

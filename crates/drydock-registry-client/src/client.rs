@@ -53,6 +53,8 @@ pub struct ClientOptions {
     pub cancel: Cancel,
     pub user_agent: String,
     pub connect_timeout: Duration,
+    /// Tags per page when listing (`?n=`); pages are followed through `Link` headers.
+    pub tag_page_size: usize,
 }
 
 impl Default for ClientOptions {
@@ -67,6 +69,7 @@ impl Default for ClientOptions {
             cancel: Cancel::new(),
             user_agent: format!("drydock/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: Duration::from_secs(15),
+            tag_page_size: 1000,
         }
     }
 }
