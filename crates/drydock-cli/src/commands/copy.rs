@@ -6,7 +6,7 @@ use drydock_oci::Platform;
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Locations: local:REF (or a bare name), oci:DIR[:TAG], docker-archive:FILE[:REF].\n\nExamples:\n  drydock copy local:busybox:latest docker-archive:/tmp/bb.tar\n  drydock copy oci:/tmp/layout:v1 local:myapp:v1\n  drydock copy docker-archive:/tmp/saved.tar local:restored:latest"
+    after_help = "Locations: local:REF (or a bare name), oci:DIR[:TAG], docker-archive:FILE[:REF], docker://REF.\nRegistry to registry copies stream blobs (and mount them within one registry); every platform\nof an index is copied unless --platform picks one.\n\nExamples:\n  drydock copy docker://localhost:5000/a:1 docker://registry.example.com/a:1\n  drydock copy oci:/tmp/layout:v1 docker://localhost:5000/app:v1\n  drydock copy local:busybox:latest docker-archive:/tmp/bb.tar\n  drydock copy oci:/tmp/layout:v1 local:myapp:v1\n  drydock copy docker-archive:/tmp/saved.tar local:restored:latest"
 )]
 pub struct Args {
     source: String,
@@ -25,9 +25,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let store = crate::home::open_store()?;
-    let copied = transport::copy(&store, &src, &dst, &platform)?;
-    let digest = drydock_content::graph::digest_of(&copied.descriptor)?;
+    let digest = if matches!(src, Location::Registry(_)) || matches!(dst, Location::Registry(_)) {
+        let explicit = args.platform.as_ref().map(|_| platform.clone());
+        super::remote::copy(&src, &dst, explicit.as_ref(), args.json)?
+    } else {
+        let store = crate::home::open_store()?;
+        let copied = transport::copy(&store, &src, &dst, &platform)?;
+        drydock_content::graph::digest_of(&copied.descriptor)?
+    };
     if args.json {
         println!(
             "{}",

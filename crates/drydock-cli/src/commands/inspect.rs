@@ -51,8 +51,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("no such image in {}", path.display()))?;
             (layout, top)
         }
-        Location::Registry(_) => {
-            anyhow::bail!("inspecting docker:// references needs the registry client")
+        Location::Registry(r) => {
+            return super::remote::inspect(r, args.raw, args.config, &platform);
         }
         other => {
             let store = crate::home::open_store()?;

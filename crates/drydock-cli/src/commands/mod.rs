@@ -11,8 +11,14 @@ mod images;
 mod import;
 mod inspect;
 mod kit;
+mod login;
+mod logout;
+mod pull;
+mod push;
+mod remote;
 mod rmi;
 mod tag;
+mod tags;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +50,16 @@ pub enum Command {
     Gc(gc::Args),
     /// Make base images from the host (busybox, debian).
     Kit(kit::Args),
+    /// Push an image of the local store to a registry.
+    Push(push::Args),
+    /// Pull an image from a registry into the local store.
+    Pull(pull::Args),
+    /// Registry tags (`tags list REPO`).
+    Tags(tags::Args),
+    /// Save registry credentials after checking them.
+    Login(login::Args),
+    /// Remove saved registry credentials.
+    Logout(logout::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -56,5 +72,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => import::run(a),
         Command::Gc(a) => gc::run(a),
         Command::Kit(a) => kit::run(a),
+        Command::Push(a) => push::run(a),
+        Command::Pull(a) => pull::run(a),
+        Command::Tags(a) => tags::run(a),
+        Command::Login(a) => login::run(a),
+        Command::Logout(a) => logout::run(a),
     }
 }
