@@ -36,14 +36,11 @@ struct Done {
     len: u64,
 }
 
-/// Compresses one block; `comp` is reset first.
-fn deflate_block(
-    comp: &mut Compress,
-    data: &[u8],
-    dict: Option<&[u8]>,
-    last: bool,
-) -> io::Result<Vec<u8>> {
-    comp.reset();
+/// Compresses one block with a fresh compressor (a reused, reset one was seen to make the output
+/// depend on which blocks it compressed before).
+fn deflate_block(level: u32, data: &[u8], dict: Option<&[u8]>, last: bool) -> io::Result<Vec<u8>> {
+    let mut comp = Compress::new(Compression::new(level), false);
+    let comp = &mut comp;
     if let Some(d) = dict {
         comp.set_dictionary(d).map_err(io::Error::other)?;
     }
@@ -77,7 +74,6 @@ fn deflate_block(
 }
 
 fn worker(level: u32, jobs: Arc<Mutex<Receiver<Job>>>, done: Sender<Done>) {
-    let mut comp = Compress::new(Compression::new(level), false);
     loop {
         let job = {
             let Ok(rx) = jobs.lock() else { return };
@@ -89,7 +85,7 @@ fn worker(level: u32, jobs: Arc<Mutex<Receiver<Job>>>, done: Sender<Done>) {
         let mut crc = crc32fast::Hasher::new();
         crc.update(&job.data);
         let out = deflate_block(
-            &mut comp,
+            level,
             &job.data,
             job.dict.as_deref().map(|v| &v[..]),
             job.last,
@@ -121,8 +117,6 @@ pub struct ParGzEncoder<W: Write> {
     block: usize,
     buf: Vec<u8>,
     dict: Option<Arc<Vec<u8>>>,
-    /// Inline compressor when running single-threaded.
-    comp: Option<Compress>,
     pool: Option<Pool>,
     next_seq: u64,
     next_write: u64,
@@ -178,9 +172,6 @@ impl<W: Write> ParGzEncoder<W> {
             block,
             buf: Vec::with_capacity(block),
             dict: None,
-            comp: pool
-                .is_none()
-                .then(|| Compress::new(Compression::new(level), false)),
             pool,
             next_seq: 0,
             next_write: 0,
@@ -233,10 +224,10 @@ impl<W: Write> ParGzEncoder<W> {
         let dict = std::mem::replace(&mut self.dict, next_dict);
         let seq = self.next_seq;
         self.next_seq += 1;
-        if let Some(comp) = self.comp.as_mut() {
+        if self.pool.is_none() {
             let mut crc = crc32fast::Hasher::new();
             crc.update(&data);
-            let out = deflate_block(comp, &data, dict.as_deref().map(|v| &v[..]), last);
+            let out = deflate_block(self.level, &data, dict.as_deref().map(|v| &v[..]), last);
             self.pending.insert(
                 seq,
                 Done {
