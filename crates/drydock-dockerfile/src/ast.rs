@@ -8,10 +8,17 @@ use crate::flags::{Duration, Mount, NetworkMode, SecurityMode};
 ///
 /// `text` is what BuildKit hands to the next stage (for flags: quotes removed; for arguments: the
 /// raw text, which word expansion later unquotes). The span always covers the raw source text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Word {
     pub text: String,
     pub span: Span,
+}
+
+impl std::fmt::Debug for Word {
+    /// Compact: `"text"@start..end`, so syntax-tree dumps stay readable.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}@{}..{}", self.text, self.span.start, self.span.end)
+    }
 }
 
 impl Word {

@@ -228,6 +228,14 @@ fn heredoc_words(l: &Logical, diags: &mut Vec<Diagnostic>) -> Vec<(Span, String,
                             "close the delimiter with the same quote: <<{first}EOF{first}"
                         )),
                 );
+                // Still read the body, so its lines are not taken for instructions.
+                let name = rest
+                    .split(char::is_whitespace)
+                    .next()
+                    .unwrap_or(rest)
+                    .trim_matches(|c| c == '\'' || c == '"')
+                    .to_string();
+                out.push((span, name, chomp, false));
                 continue;
             }
             out.push((span, rest[1..rest.len() - 1].to_string(), chomp, false));
@@ -991,7 +999,18 @@ impl InstrParser<'_> {
                     self.need_args(kw, 1, 0, at, false);
                     return None;
                 }
-                let sub = self.instruction(start)?;
+                // BuildKit only checks the trigger's keyword here; the trigger itself is parsed
+                // when a child image is built. Problems in it are warnings now.
+                let before = self.diags.len();
+                let sub = self.instruction(start);
+                let sub_diags: Vec<Diagnostic> = self.diags.drain(before..).collect();
+                for mut d in sub_diags {
+                    d.severity = drydock_diagnostics::Severity::Warning;
+                    d.message = format!("ONBUILD trigger: {}", d.message);
+                    d = d.with_hint("the trigger would fail in every image built FROM this one");
+                    self.diags.push(d);
+                }
+                let sub = sub?;
                 match sub.keyword {
                     Keyword::Onbuild => {
                         self.err(
@@ -1014,9 +1033,6 @@ impl InstrParser<'_> {
                         return None;
                     }
                     _ => {}
-                }
-                if matches!(sub.command, Command::Invalid) {
-                    return None;
                 }
                 Some(Command::Onbuild(Box::new(sub)))
             }
