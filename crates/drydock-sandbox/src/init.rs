@@ -767,6 +767,12 @@ pub(crate) fn apply_identity(
         let s = s.to_string();
         move |e| (s, e)
     };
+    // Without no_new_privs the filter can only be installed while CAP_SYS_ADMIN is held: first
+    // (everything below is allowed by it). With no_new_privs: last, as late as possible.
+    if !nnp && let Some(prog) = seccomp {
+        sys.seccomp(prog)
+            .map_err(st("installing the seccomp filter"))?;
+    }
     for cap in crate::caps::to_drop(caps, last_cap) {
         sys.drop_bounding_cap(cap)
             .map_err(st("dropping capabilities from the bounding set"))?;
@@ -786,7 +792,7 @@ pub(crate) fn apply_identity(
     if nnp {
         sys.no_new_privs().map_err(st("setting no_new_privs"))?;
     }
-    if let Some(prog) = seccomp {
+    if nnp && let Some(prog) = seccomp {
         sys.seccomp(prog)
             .map_err(st("installing the seccomp filter"))?;
     }

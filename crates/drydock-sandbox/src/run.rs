@@ -390,6 +390,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let mut ev = EventLoop {
         sock: Some(ours),
         outs: [out_sink, err_sink],
+        finished: [None, None],
         deadline: timeout.map(|t| Instant::now() + t),
         cancel,
         status: None,
@@ -403,7 +404,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let loop_result = ev.run(&mut child);
     let helper_status = child.wait();
     let EventLoop {
-        outs,
+        finished,
         status,
         error,
         stubs,
@@ -447,9 +448,9 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         }
     };
 
-    let [out_sink, err_sink] = outs;
-    let take = |s: Option<(OwnedFd, Sink)>| match s {
-        Some((_, Sink::Capture(v))) => v,
+    let [out_sink, err_sink] = finished;
+    let take = |s: Option<Sink>| match s {
+        Some(Sink::Capture(v)) => v,
         _ => Vec::new(),
     };
     let changes = if keep_changes {
@@ -514,6 +515,8 @@ impl Drop for CgroupGuard {
 struct EventLoop<'a> {
     sock: Option<OwnedFd>,
     outs: [Option<(OwnedFd, Sink)>; 2],
+    /// Sinks whose pipe reached end of file.
+    finished: [Option<Sink>; 2],
     deadline: Option<Instant>,
     cancel: Option<crate::run::CancelToken>,
     status: Option<ExitStatus>,
@@ -529,6 +532,12 @@ struct EventLoop<'a> {
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
 impl EventLoop<'_> {
+    fn close_out(&mut self, i: usize) {
+        if let Some((_, sink)) = self.outs[i].take() {
+            self.finished[i] = Some(sink);
+        }
+    }
+
     fn kill(&mut self) {
         if let Some(s) = &self.sock {
             let _ = protocol::send(s.as_fd(), &ToInit::Kill);
@@ -558,7 +567,9 @@ impl EventLoop<'_> {
                 // The init did not obey: kill it (its pid 1 dies with it, by PDEATHSIG).
                 let _ = child.kill();
                 self.sock = None;
-                self.outs = [None, None];
+                for i in 0..2 {
+                    self.close_out(i);
+                }
                 return Ok(());
             }
             let wait_until = match (
@@ -610,7 +621,7 @@ impl EventLoop<'_> {
                 if ready[idx] {
                     let fd = &self.outs[i].as_ref().expect("open").0;
                     match rustix::io::read(fd, &mut buf) {
-                        Ok(0) | Err(_) => self.outs[i] = None,
+                        Ok(0) | Err(_) => self.close_out(i),
                         Ok(n) => self.outs[i].as_mut().expect("open").1.push(&buf[..n]),
                     }
                 }

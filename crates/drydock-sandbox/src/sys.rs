@@ -148,18 +148,6 @@ impl Linux {
         .map_err(io::Error::from)
     }
 
-    /// The container path of an open directory under `root`.
-    fn inside_path(&self, root: &Path, fd: &OwnedFd) -> io::Result<String> {
-        let real = std::fs::read_link(fd_path(fd))?;
-        let rel = real.strip_prefix(root).map_err(|_| {
-            io::Error::other(format!(
-                "{} resolved outside the sandbox root",
-                real.display()
-            ))
-        })?;
-        Ok(format!("/{}", rel.to_string_lossy()))
-    }
-
     fn reopen_dir(&self, fd: &OwnedFd) -> io::Result<OwnedFd> {
         rustix::fs::open(
             fd_path(fd),
@@ -167,14 +155,6 @@ impl Linux {
             Mode::empty(),
         )
         .map_err(Into::into)
-    }
-}
-
-fn join_inside(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
     }
 }
 
@@ -290,71 +270,68 @@ impl Sys for Linux {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(e),
         }
-        let Some((last, dirs)) = parts.split_last() else {
+        if parts.is_empty() {
             return Err(io::Error::other("cannot create the root itself"));
-        };
-        // Walk the parents one prefix at a time, each resolved from the root.
-        let mut prefix = String::new();
-        for part in dirs {
-            let next = if prefix.is_empty() {
-                part.to_string()
-            } else {
-                format!("{prefix}/{part}")
-            };
-            match self.resolve(&root_fd, &next, OFlags::PATH | OFlags::DIRECTORY) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    let parent = self.reopen_dir(&self.resolve(
-                        &root_fd,
-                        &prefix,
-                        OFlags::PATH | OFlags::DIRECTORY,
-                    )?)?;
-                    let parent_inside = self.inside_path(root, &parent)?;
-                    match rustix::fs::mkdirat(&parent, *part, Mode::from_raw_mode(0o755)) {
-                        Ok(()) => stubs.push(Stub {
-                            path: join_inside(&parent_inside, part),
-                            kind: StubKind::Dir,
-                        }),
-                        Err(rustix::io::Errno::EXIST) => {
-                            return Err(io::Error::other(format!(
-                                "{}: {part} is a dangling symlink in the image",
-                                join_inside(&parent_inside, part)
-                            )));
-                        }
-                        Err(e) => return Err(e.into()),
+        }
+        // Walk the path one component at a time, following symlinks by hand inside the root
+        // (an absolute target restarts at the root, `..` stops at it) and creating what is
+        // missing. Every directory in `cur` is a real directory, never a symlink.
+        let mut pending: std::collections::VecDeque<String> =
+            parts.iter().map(|p| p.to_string()).collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(comp) = pending.pop_front() {
+            if comp == ".." {
+                cur.pop();
+                continue;
+            }
+            let dir = self.reopen_dir(&self.resolve(
+                &root_fd,
+                &cur.join("/"),
+                OFlags::PATH | OFlags::DIRECTORY,
+            )?)?;
+            let last = pending.is_empty();
+            match rustix::fs::statat(&dir, comp.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                    links += 1;
+                    if links > 40 {
+                        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                    }
+                    let target = rustix::fs::readlinkat(&dir, comp.as_str(), Vec::new())?;
+                    let target = target.to_string_lossy().into_owned();
+                    if target.starts_with('/') {
+                        cur.clear();
+                    }
+                    for c in components(&target).into_iter().rev() {
+                        pending.push_front(c.to_string());
                     }
                 }
-                Err(e) => return Err(e),
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => cur.push(comp),
+                Ok(_) if last => cur.push(comp),
+                Ok(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+                Err(rustix::io::Errno::NOENT) => {
+                    let kind = if last && create == Create::File {
+                        rustix::fs::openat(
+                            &dir,
+                            comp.as_str(),
+                            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                            Mode::from_raw_mode(0o644),
+                        )?;
+                        StubKind::File
+                    } else {
+                        rustix::fs::mkdirat(&dir, comp.as_str(), Mode::from_raw_mode(0o755))?;
+                        StubKind::Dir
+                    };
+                    cur.push(comp);
+                    stubs.push(Stub {
+                        path: format!("/{}", cur.join("/")),
+                        kind,
+                    });
+                }
+                Err(e) => return Err(e.into()),
             }
-            prefix = next;
         }
-        let parent =
-            self.reopen_dir(&self.resolve(&root_fd, &prefix, OFlags::PATH | OFlags::DIRECTORY)?)?;
-        let parent_inside = self.inside_path(root, &parent)?;
-        let made = match create {
-            Create::Dir => rustix::fs::mkdirat(&parent, *last, Mode::from_raw_mode(0o755))
-                .map(|_| StubKind::Dir),
-            _ => rustix::fs::openat(
-                &parent,
-                *last,
-                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                Mode::from_raw_mode(0o644),
-            )
-            .map(|_| StubKind::File),
-        };
-        match made {
-            Ok(kind) => stubs.push(Stub {
-                path: join_inside(&parent_inside, last),
-                kind,
-            }),
-            Err(rustix::io::Errno::EXIST) => {
-                return Err(io::Error::other(format!(
-                    "{}: {last} is a dangling symlink in the image",
-                    join_inside(&parent_inside, last)
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let rel = cur.join("/");
         let fd = self.resolve(&root_fd, &rel, OFlags::PATH)?;
         Ok(Some(Target {
             path: fd_path(&fd),
@@ -378,7 +355,6 @@ impl Sys for Linux {
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
         f.write_all(contents)?;
         rustix::fs::fchown(
