@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod build;
 mod copy;
 mod gc;
 mod images;
@@ -34,6 +35,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build an image from a Dockerfile (for now: `--check` parses, lints and plans it).
+    Build(build::Args),
     /// List images in the local store.
     Images(images::Args),
     /// Show an image's manifest, config and layers.
@@ -64,6 +67,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Build(a) => build::run(a),
         Command::Images(a) => images::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Tag(a) => tag::run(a),
