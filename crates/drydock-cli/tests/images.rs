@@ -438,3 +438,65 @@ fn bad_references_are_refused_with_the_reason() {
     let err = home.fails(&["inspect", "nosuch:1"]);
     assert!(err.contains("nosuch"), "{err}");
 }
+
+#[test]
+fn killed_mid_import_leaves_no_partial_blob() {
+    let home = Home::new();
+    // A rootfs big enough that the import is still running when it is killed.
+    let src = home.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut noise = vec![0u8; 64 << 20];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for chunk in noise.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    for i in 0..4 {
+        fs::write(src.join(format!("noise{i}")), &noise).unwrap();
+    }
+    let tarball = home.path().join("big.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    );
+    for delay_ms in [50u64, 200, 400] {
+        let mut child = home
+            .drydock()
+            .args(["import", tarball.to_str().unwrap(), "--tag", "big:1"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever is under blobs/ hashes to its name.
+        let dir = home.path().join("home/content/blobs/sha256");
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries {
+                let p = e.unwrap().path();
+                let sum = run_ok(Command::new("sha256sum").arg(&p));
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                assert_eq!(
+                    sum.split_whitespace().next().unwrap(),
+                    name,
+                    "blob {name} is partial or corrupt"
+                );
+            }
+        }
+    }
+    // A clean run afterwards succeeds, and gc clears the leftovers in ingest/.
+    home.ok(&["import", tarball.to_str().unwrap(), "--tag", "big:1"]);
+    home.ok(&["gc", "--grace", "0s"]);
+    let leftovers: Vec<_> = fs::read_dir(home.path().join("home/content/ingest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    home.ok(&["inspect", "big:1"]);
+}
