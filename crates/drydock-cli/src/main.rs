@@ -12,6 +12,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // First thing, before any thread exists: this process may be the sandbox's init, re-executed
+    // by drydock-sandbox (see crates/drydock-sandbox/ARCHITECTURE-sandbox.md).
+    drydock_sandbox::maybe_run_init();
     let cli = commands::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

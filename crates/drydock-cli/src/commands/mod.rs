@@ -18,6 +18,7 @@ mod pull;
 mod push;
 mod remote;
 mod rmi;
+mod sandbox;
 mod tag;
 mod tags;
 
@@ -63,6 +64,9 @@ pub enum Command {
     Login(login::Args),
     /// Remove saved registry credentials.
     Logout(logout::Args),
+    /// Internal: run a command in a sandbox.
+    #[command(hide = true)]
+    Sandbox(sandbox::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -81,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tags(a) => tags::run(a),
         Command::Login(a) => login::run(a),
         Command::Logout(a) => logout::run(a),
+        Command::Sandbox(a) => sandbox::run(a),
     }
 }
