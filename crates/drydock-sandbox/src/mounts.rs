@@ -451,7 +451,7 @@ pub fn overlay_options(
 
 /// Options that keep the upper dir a plain diff: no index, no redirects, no metacopy.
 pub fn overlay_fixed_options(userxattr: bool) -> Vec<&'static str> {
-    let mut v = vec!["index=off", "redirect_dir=off", "metacopy=off"];
+    let mut v = vec!["index=off", "redirect_dir=nofollow", "metacopy=off"];
     if userxattr {
         v.push("userxattr");
     }
@@ -630,7 +630,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             o,
-            "lowerdir=/a\\,b:/c\\:d,upperdir=/u,workdir=/w,index=off,redirect_dir=off,metacopy=off,userxattr"
+            "lowerdir=/a\\,b:/c\\:d,upperdir=/u,workdir=/w,index=off,redirect_dir=nofollow,metacopy=off,userxattr"
         );
         let many: Vec<PathBuf> = (0..100)
             .map(|i| PathBuf::from(format!("/var/lib/drydock/snapshots/sha256/{i:064}")))

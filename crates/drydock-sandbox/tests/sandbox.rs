@@ -404,7 +404,11 @@ fn a_fork_bomb_is_stopped_by_the_pids_limit_and_the_timeout() {
     s.timeout = Some(Duration::from_secs(3));
     let o = run(s).unwrap();
     // Either the timeout fires, or the memory limit's OOM killer takes the main shell first.
-    assert!(o.timed_out || o.status == ExitStatus::Signaled(9), "{:?}", o.status);
+    assert!(
+        o.timed_out || o.status == ExitStatus::Signaled(9),
+        "{:?}",
+        o.status
+    );
     assert!(o.warnings.is_empty(), "{:?}", o.warnings);
     assert_nothing_left(&marker, &o.run_id, &f.state);
 }

@@ -1,0 +1,169 @@
+//! The rootless path: an unprivileged user (created here) runs the sandbox through a user
+//! namespace with its /etc/subuid and /etc/subgid ranges (newuidmap/newgidmap) and overlayfs
+//! with `userxattr`.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const USER: &str = "drydock-rootless";
+
+fn ensure_user() -> (u32, u32) {
+    let id = |flag: &str| -> Option<u32> {
+        let o = Command::new("id").args([flag, USER]).output().ok()?;
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ])
+            .status()
+            .expect("useradd");
+        assert!(st.success(), "useradd {USER} failed");
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        if !text.lines().any(|l| l.starts_with(&format!("{USER}:"))) {
+            // Past every range already handed out.
+            let end = text
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
+                })
+                .max()
+                .unwrap_or(0)
+                .max(400_000);
+            let mut text = text;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{USER}:{end}:65536\n"));
+            fs::write(file, text).unwrap();
+        }
+    }
+    (id("-u").unwrap(), id("-g").unwrap())
+}
+
+fn chown_r(p: &Path, uid: u32, gid: u32) {
+    let st = Command::new("chown")
+        .args(["-R", "-h", &format!("{uid}:{gid}")])
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn subid_start(file: &str) -> u32 {
+    let text = fs::read_to_string(file).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{USER}:")))
+        .unwrap();
+    line.split(':').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_unprivileged_user_runs_a_sandbox_through_a_user_namespace() {
+    if !ready()
+        || !require(
+            Path::new("/usr/bin/newuidmap").exists(),
+            "newuidmap is installed (apt-get install -y uidmap)",
+        )
+        || !require(
+            Path::new("/usr/sbin/runuser").exists(),
+            "runuser is installed (util-linux)",
+        )
+    {
+        return;
+    }
+    let (uid, gid) = ensure_user();
+    let f = Fixture::new();
+    fs::set_permissions(
+        f.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = f.tmp.path().join("drydock-sandbox-init");
+    fs::copy(INIT, &bin).unwrap();
+    let ro = f.tmp.path().join("ro");
+    fs::create_dir_all(&ro).unwrap();
+    fs::write(ro.join("data"), "read-only data").unwrap();
+    fs::create_dir_all(&f.state).unwrap();
+    chown_r(f.tmp.path(), uid, gid);
+
+    let script = "id; cat /proc/self/uid_map /proc/self/gid_map; ls /proc | grep -c '^[0-9]'; \
+                  cat /ro/data; echo; echo x > /ro/data 2>/dev/null || echo ro-denied; \
+                  mount -t tmpfs none /mnt 2>/dev/null || echo mount-denied; \
+                  echo made-by-root > /rootfile; echo made-by-app > /appfile; chown 1000:1000 /appfile; \
+                  su -s /bin/sh app -c 'id -u' 2>/dev/null || busybox setuidgid app id -u";
+    let out = Command::new("runuser")
+        .args(["-u", USER, "--"])
+        .arg(&bin)
+        .args(["run", "--rootfs"])
+        .arg(&f.root)
+        .arg("--state")
+        .arg(&f.state)
+        .args(["--rootless", "--keep", "--bind"])
+        .arg(format!("{}:/ro:ro", ro.display()))
+        .args(["--", "/bin/sh", "-c", script])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("uid=0(root) gid=0(root)"), "{stdout}");
+    let subuid = subid_start("/etc/subuid");
+    let subgid = subid_start("/etc/subgid");
+    let norm = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(norm(lines[1]), format!("0 {uid} 1"), "{stdout}");
+    assert_eq!(norm(lines[2]), format!("1 {subuid} 65536"), "{stdout}");
+    assert_eq!(norm(lines[3]), format!("0 {gid} 1"), "{stdout}");
+    assert_eq!(norm(lines[4]), format!("1 {subgid} 65536"), "{stdout}");
+    let procs: usize = lines[5].parse().unwrap();
+    assert!(procs <= 4, "{stdout}");
+    assert_eq!(lines[6], "read-only data");
+    assert!(
+        stdout.contains("ro-denied") && stdout.contains("mount-denied"),
+        "{stdout}"
+    );
+    assert_eq!(lines[lines.len() - 2].trim(), "1000", "{stdout}");
+    assert_eq!(
+        fs::read_to_string(ro.join("data")).unwrap(),
+        "read-only data"
+    );
+
+    // The changes: files owned by the caller (container root) and by its subordinate range.
+    let upper = Path::new(
+        stdout
+            .lines()
+            .find(|l| l.ends_with("/upper"))
+            .expect("upper dir printed"),
+    );
+    let root_file = fs::metadata(upper.join("rootfile")).unwrap();
+    assert_eq!((root_file.uid(), root_file.gid()), (uid, gid));
+    let app_file = fs::metadata(upper.join("appfile")).unwrap();
+    assert_eq!(
+        (app_file.uid(), app_file.gid()),
+        (subuid + 999, subgid + 999)
+    );
+    assert!(
+        !upper.join("etc").exists() && !upper.join("proc").exists(),
+        "no mount-point stubs left"
+    );
+}
