@@ -1,0 +1,19 @@
+//! drydock's state database: runs, their jobs and steps, log lines, and the images they built.
+//!
+//! SQLite is the embedded default (a file under `DRYDOCK_HOME`, WAL mode). The SQL is kept
+//! portable (no `INSERT OR REPLACE`, `RETURNING` for ids, integer millisecond timestamps passed
+//! in by the caller) so a PostgreSQL backend can share the schema and queries.
+//!
+//! - [`Db`]: open (creating and migrating), and every query, grouped by table.
+//! - [`model`]: the rows ([`Run`], [`Job`], [`Step`], [`LogLine`], [`RunImage`]) and statuses.
+//!
+//! Secrets never reach this crate in plaintext: callers mask log lines before appending them.
+
+mod db;
+mod error;
+pub mod model;
+mod schema;
+
+pub use db::Db;
+pub use error::DbError;
+pub use model::{Job, LogLine, NewRun, Run, RunDetail, RunImage, Status, Step};
