@@ -2,6 +2,7 @@
 //!
 //!   bench_layer create TREE OUT none|gzip|zstd   # prints "SECONDS diff_id digest size"
 //!   bench_layer extract LAYER TARGET              # prints "SECONDS entries bytes"
+//!   bench_layer compress FILE OUT gzip|zstd       # compression alone; prints "SECONDS"
 #![allow(clippy::print_stdout)]
 
 use std::fs::File;
@@ -28,6 +29,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             drop(file);
             let secs = start.elapsed().as_secs_f64();
             println!("{secs:.3} {} {} {}", d.diff_id, d.digest, d.size);
+        }
+        Some("compress") if args.len() == 5 => {
+            let compression = if args[4] == "zstd" { Compression::Zstd } else { Compression::Gzip };
+            let start = Instant::now();
+            let mut input = File::open(&args[2])?;
+            let mut enc = Encoder::new(File::create(&args[3])?, compression, &CompressOptions::default())?;
+            std::io::copy(&mut input, &mut enc)?;
+            enc.finish()?;
+            println!("{:.3}", start.elapsed().as_secs_f64());
         }
         Some("extract") if args.len() == 4 => {
             let start = Instant::now();
