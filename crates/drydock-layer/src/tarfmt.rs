@@ -230,4 +230,41 @@ mod tests {
         assert_eq!(h.path_bytes().as_ref(), b"etc/passwd");
         assert_eq!(h.mtime().unwrap(), 1_700_000_000);
     }
+
+    #[test]
+    fn values_that_do_not_fit_go_to_pax_records() {
+        let name = "n".repeat(150);
+        let link = "l".repeat(120);
+        let spec = HeaderSpec {
+            path: name.as_bytes(),
+            kind: EntryType::Symlink,
+            mode: 0o777,
+            uid: 0o7777777 + 1,
+            gid: 5,
+            size: 10 << 30,
+            mtime: -5,
+            link: link.as_bytes(),
+            dev_major: 0,
+            dev_minor: 0,
+            xattrs: &[(b"user.a".to_vec(), b"x\ny".to_vec())],
+        };
+        let mut out = Vec::new();
+        let n = write_header(&mut out, &spec).unwrap();
+        assert_eq!(n as usize, out.len());
+        assert_eq!(out.len() % BLOCK, 0);
+        let mut r = crate::tarread::TarReader::new(&out[..]);
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(e.path, name.as_bytes());
+        assert_eq!(e.link, link.as_bytes());
+        assert_eq!(e.uid, 0o7777777 + 1);
+        assert_eq!(e.gid, 5);
+        assert_eq!(e.mtime, -5);
+        assert_eq!(e.xattrs, vec![(b"user.a".to_vec(), b"x\ny".to_vec())]);
+        // A regular file's big size comes back from the PAX record.
+        let spec = HeaderSpec { kind: EntryType::Regular, link: b"", ..spec };
+        let mut out = Vec::new();
+        write_header(&mut out, &spec).unwrap();
+        let e = crate::tarread::TarReader::new(&out[..]).next_entry().unwrap().unwrap();
+        assert_eq!(e.size, 10 << 30);
+    }
 }
