@@ -16,6 +16,7 @@ mod login;
 mod logout;
 mod pull;
 mod push;
+mod registry;
 mod remote;
 mod rmi;
 mod sandbox;
@@ -64,6 +65,8 @@ pub enum Command {
     Login(login::Args),
     /// Remove saved registry credentials.
     Logout(logout::Args),
+    /// Run the embedded OCI registry; manage its users, tokens and garbage.
+    Registry(registry::Args),
     /// Internal: run a command in a sandbox.
     #[command(hide = true)]
     Sandbox(sandbox::Args),
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tags(a) => tags::run(a),
         Command::Login(a) => login::run(a),
         Command::Logout(a) => logout::run(a),
+        Command::Registry(a) => registry::run(a),
         Command::Sandbox(a) => sandbox::run(a),
     }
 }
