@@ -33,9 +33,25 @@ enum T {
     Fifo,
 }
 
+/// What [`apply`] does with OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Whiteouts {
+    /// Apply them: remove what they hide from the target (extracting onto a lower tree).
+    #[default]
+    Apply,
+    /// Record them in overlayfs format, for a layer extracted on its own into an empty directory
+    /// that becomes an overlayfs lower dir: `.wh.NAME` becomes a character device 0/0 named
+    /// `NAME`, `.wh..wh..opq` the xattr `trusted.overlay.opaque=y` on its directory (with
+    /// `userxattr`, `user.overlay.opaque=y`, as a rootless overlayfs mount reads it). A directory
+    /// this layer writes where it also whited out the old path is made opaque.
+    Overlay { userxattr: bool },
+}
+
 /// How [`apply`] extracts.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
+    /// Apply whiteouts, or keep them in overlayfs format.
+    pub whiteouts: Whiteouts,
     /// Create character and block devices (otherwise they refuse the layer). Fifos are always
     /// allowed.
     pub allow_devices: bool,
@@ -122,6 +138,8 @@ struct Applier<'o> {
     chown: bool,
     /// Paths written by this layer, and all their ancestors.
     written: HashSet<Vec<u8>>,
+    /// Overlay mode: paths this layer whited out (a directory written there becomes opaque).
+    whited: HashSet<Vec<u8>>,
     /// Directory modes and mtimes, set at the end (children change mtimes; read-only modes would
     /// stop non-root writers).
     deferred: Vec<(Vec<u8>, u32, i64)>,
@@ -158,6 +176,7 @@ pub fn apply(
             .chown
             .unwrap_or_else(|| rustix::process::geteuid().is_root()),
         written: HashSet::new(),
+        whited: HashSet::new(),
         deferred: Vec::new(),
         cache: None,
         buf: vec![0u8; 256 * 1024],
@@ -393,6 +412,9 @@ impl Applier<'_> {
                 )
                 .map_err(|e| apply_err("opening directory", e.into()))?;
                 self.owner_xattrs(fd.as_fd(), &meta, name)?;
+                if self.whited.contains(&join(&comps)) {
+                    self.set_opaque(fd.as_fd(), name)?;
+                }
                 self.deferred.push((join(&comps), meta.mode, meta.mtime));
                 self.stats.dirs += 1;
             }
@@ -584,6 +606,9 @@ impl Applier<'_> {
             source: e,
         };
         self.cache = None;
+        if let Whiteouts::Overlay { .. } = self.opts.whiteouts {
+            return self.overlay_whiteout(parent, leaf, wh, name);
+        }
         if leaf == WH_OPAQUE {
             self.stats.opaques += 1;
             let dir = match self.root.open_dir(parent, true) {
@@ -620,6 +645,103 @@ impl Applier<'_> {
             Err(e) => return Err(self.resolve_err(name, e)),
         };
         remove_all_at(dir.as_fd(), wh).map_err(|e| apply_err("removing whited-out path", e))
+    }
+
+    /// The xattr name that marks an opaque directory for the configured overlayfs flavour.
+    fn opaque_xattr(&self) -> &'static str {
+        match self.opts.whiteouts {
+            Whiteouts::Overlay { userxattr: true } => "user.overlay.opaque",
+            _ => "trusted.overlay.opaque",
+        }
+    }
+
+    fn set_opaque(&self, dir: BorrowedFd<'_>, name: &str) -> Result<(), LayerError> {
+        let err = |e: Errno| LayerError::Apply {
+            entry: name.to_string(),
+            op: "setting the overlayfs opaque xattr",
+            source: e.into(),
+        };
+        // `dir` may be an O_PATH descriptor, which xattr calls refuse: reopen it.
+        let fd = rustix::fs::openat(
+            dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err)?;
+        rustix::fs::fsetxattr(&fd, self.opaque_xattr(), b"y", XattrFlags::empty()).map_err(err)
+    }
+
+    /// Overlay mode: a whiteout becomes a 0/0 character device, an opaque marker an xattr.
+    fn overlay_whiteout(
+        &mut self,
+        parent: &[&[u8]],
+        leaf: &[u8],
+        wh: &[u8],
+        name: &str,
+    ) -> Result<(), LayerError> {
+        let apply_err = |op: &'static str, e: io::Error| LayerError::Apply {
+            entry: name.to_string(),
+            op,
+            source: e,
+        };
+        if leaf == WH_OPAQUE {
+            self.stats.opaques += 1;
+            let dir = self.parent(parent, name)?;
+            self.cache = None;
+            if !parent.is_empty() {
+                self.set_opaque(dir.as_fd(), name)?;
+            }
+            self.mark_written(parent);
+            return Ok(());
+        }
+        if leaf.starts_with(WH_META) {
+            self.stats.skipped += 1;
+            return Ok(());
+        }
+        if wh.is_empty() || wh == b"." || wh == b".." {
+            return Err(LayerError::Rejected {
+                entry: name.to_string(),
+                reason: Reject::BadWhiteout,
+            });
+        }
+        self.stats.whiteouts += 1;
+        let mut victim: Vec<&[u8]> = parent.to_vec();
+        victim.push(wh);
+        let key = join(&victim);
+        let dir = self.parent(parent, name)?;
+        self.cache = None;
+        match stat_leaf(dir.as_fd(), wh).map_err(|e| apply_err("stat", e))? {
+            // This layer wrote a directory there: it replaces the lower one entirely.
+            Some(FileType::Directory) if self.written.contains(&key) => {
+                let sub = rustix::fs::openat(
+                    dir.as_fd(),
+                    wh,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| apply_err("opening directory", e.into()))?;
+                self.set_opaque(sub.as_fd(), name)?;
+            }
+            // Anything else this layer wrote hides the lower path by itself.
+            Some(_) if self.written.contains(&key) => {}
+            existing => {
+                if existing.is_some() {
+                    remove_all_at(dir.as_fd(), wh)
+                        .map_err(|e| apply_err("removing what was there", e))?;
+                }
+                rustix::fs::mknodat(
+                    dir.as_fd(),
+                    wh,
+                    FileType::CharacterDevice,
+                    Mode::from_raw_mode(0o600),
+                    rustix::fs::makedev(0, 0),
+                )
+                .map_err(|e| apply_err("creating an overlayfs whiteout", e.into()))?;
+                self.whited.insert(key);
+            }
+        }
+        Ok(())
     }
 
     /// Removes everything below `dir` (at `path`) that this layer did not write.

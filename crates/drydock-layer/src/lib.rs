@@ -12,8 +12,9 @@
 //!   enum is [`Compression`] from `drydock-oci`.
 //! - [`LayerWriter`] / [`LayerDigests`]: tar in, compressed layer out, with diff ID, digest and
 //!   size computed in the same pass; [`DigestReader`] for the reading side.
-//! - [`apply`] / [`ApplyOptions`] / [`ApplyStats`] / [`SymlinkPolicy`]: extraction onto an
-//!   existing tree with OCI whiteouts, never writing outside the target.
+//! - [`apply`] / [`ApplyOptions`] / [`ApplyStats`] / [`SymlinkPolicy`] / [`Whiteouts`]: extraction
+//!   onto an existing tree with OCI whiteouts (applied, or kept in overlayfs format for a lower
+//!   dir), never writing outside the target.
 //! - [`diff_trees`] / [`diff_overlay_upper`] / [`DiffOptions`]: changes between two trees, or an
 //!   overlayfs upper directory, as a layer tar with whiteouts.
 //! - [`LayerError`] / [`Reject`]: errors that name the path or entry involved.
@@ -32,7 +33,7 @@ mod tarread;
 mod walk;
 mod write;
 
-pub use apply::{ApplyOptions, ApplyStats, apply};
+pub use apply::{ApplyOptions, ApplyStats, Whiteouts, apply};
 pub use compress::{
     CompressOptions, Compression, DEFAULT_GZIP_BLOCK, Decoder, Encoder, ReadAhead, compress_bytes,
     decompress, decompress_detect, detect,

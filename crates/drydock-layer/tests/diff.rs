@@ -437,3 +437,87 @@ fn overlay_upper_diff_reproduces_the_merged_view() {
     fs::write(&tar_path, &layer).unwrap();
     sh(&format!("tar -tvf {} >/dev/null", tar_path.display()));
 }
+
+/// The layer used by the overlay-format tests: a whiteout, a deleted directory, an opaque
+/// directory with new content, a directory replaced after its whiteout, and a plain new file.
+fn overlay_case_layer() -> Vec<u8> {
+    RawTar::new()
+        .dir(b"a/")
+        .file(b"a/.wh.x", b"")
+        .file(b".wh.c", b"")
+        .dir(b"o/")
+        .file(b"o/.wh..wh..opq", b"")
+        .file(b"o/new", b"n")
+        .file(b".wh.d", b"")
+        .dir(b"d/")
+        .file(b"d/only", b"only")
+        .file(b"fresh", b"fresh")
+        .finish()
+}
+
+#[test]
+fn overlay_whiteouts_are_devices_and_opaque_xattrs() {
+    if !require(
+        is_root(),
+        "root (mknod of whiteout devices, trusted xattrs)",
+    ) {
+        return;
+    }
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let t = tempfile::tempdir().unwrap();
+    let opts = ApplyOptions {
+        whiteouts: Whiteouts::Overlay { userxattr: false },
+        ..Default::default()
+    };
+    let stats = apply(&overlay_case_layer()[..], t.path(), &opts).unwrap();
+    assert_eq!((stats.whiteouts, stats.opaques), (3, 1));
+    for wh in ["a/x", "c"] {
+        let md = fs::symlink_metadata(t.path().join(wh)).unwrap();
+        assert!(md.file_type().is_char_device() && md.rdev() == 0, "{wh}");
+    }
+    let opaque = |p: &str| {
+        let mut buf = [0u8; 4];
+        rustix::fs::lgetxattr(t.path().join(p), "trusted.overlay.opaque", &mut buf[..])
+            .map(|n| buf[..n].to_vec())
+            .ok()
+    };
+    assert_eq!(opaque("o").as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        opaque("d").as_deref(),
+        Some(&b"y"[..]),
+        "a directory written over its own whiteout replaces the lower one"
+    );
+    assert_eq!(opaque("a"), None);
+    assert_eq!(fs::read(t.path().join("o/new")).unwrap(), b"n");
+}
+
+#[test]
+fn overlay_format_layer_mounted_gives_the_applied_tree() {
+    if !require(is_root() && overlay_supported(), "root with overlayfs") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let [lower, layer, merged, applied] = ["lower", "layer", "merged", "applied"].map(|d| {
+        let p = work.path().join(d);
+        fs::create_dir(&p).unwrap();
+        p
+    });
+    lower_fixture(&lower);
+    lower_fixture(&applied);
+    let tar = overlay_case_layer();
+    apply(&tar[..], &applied, &ApplyOptions::default()).unwrap();
+    let opts = ApplyOptions {
+        whiteouts: Whiteouts::Overlay { userxattr: false },
+        ..Default::default()
+    };
+    apply(&tar[..], &layer, &opts).unwrap();
+    sh(&format!(
+        "mount -t overlay overlay -o ro,lowerdir={}:{} {}",
+        layer.display(),
+        lower.display(),
+        merged.display()
+    ));
+    let seen = listing(&merged);
+    let _ = Command::new("umount").arg(&merged).status();
+    assert_eq!(seen, listing(&applied));
+}
