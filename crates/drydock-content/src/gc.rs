@@ -1,12 +1,15 @@
 //! Garbage collection by reachability from the name index.
 //!
-//! Roots are the entries of `index.json`. A blob that is unreachable is removed only when it is
+//! Roots are the entries of `index.json`, plus the caller's [`GcOptions::extra_roots`] (the build
+//! cache's records keep their layer blobs this way). A blob that is unreachable is removed only when it is
 //! older than the grace period: a writer commits its blobs before it names the manifest, so a
 //! fresh unreferenced blob may belong to a write in flight. Re-ingesting an existing blob
 //! refreshes its modification time for the same reason. Stale temporary files in `ingest/` are
 //! removed under the same rule.
 
 use std::time::{Duration, SystemTime};
+
+use drydock_oci::spec::Descriptor;
 
 use crate::error::IoContext;
 use crate::lock::FileLock;
@@ -16,6 +19,9 @@ use crate::{BlobInfo, ContentError, Store};
 pub struct GcOptions {
     pub dry_run: bool,
     pub grace: Duration,
+    /// More roots besides the name index (descriptors of manifests, indexes or plain blobs),
+    /// such as the layers the build cache's records reference.
+    pub extra_roots: Vec<Descriptor>,
 }
 
 impl Default for GcOptions {
@@ -23,6 +29,7 @@ impl Default for GcOptions {
         Self {
             dry_run: false,
             grace: Duration::from_secs(15 * 60),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -46,7 +53,10 @@ pub fn collect(store: &Store, opts: &GcOptions) -> Result<GcReport, ContentError
             .map(|age| age >= opts.grace)
             .unwrap_or(false)
     };
-    let roots = crate::names::entries(store)?.into_iter().map(|(_, d)| d);
+    let roots = crate::names::entries(store)?
+        .into_iter()
+        .map(|(_, d)| d)
+        .chain(opts.extra_roots.iter().cloned());
     let live = crate::graph::reachable(store, roots)?;
     let mut report = GcReport::default();
     for blob in store.list_blobs()? {
@@ -103,4 +113,31 @@ fn clean_ingest(
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drydock_oci::spec::MediaType;
+
+    #[test]
+    fn extra_roots_keep_plain_blobs() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let kept = store.put_bytes(b"a layer the build cache uses").unwrap();
+        let dropped = store.put_bytes(b"garbage").unwrap();
+        let opts = GcOptions {
+            grace: Duration::ZERO,
+            extra_roots: vec![Descriptor::new(
+                MediaType::from(drydock_oci::media_type::OCI_LAYER_GZIP),
+                28,
+                drydock_oci::spec::Digest::from(&kept),
+            )],
+            ..Default::default()
+        };
+        let report = collect(&store, &opts).unwrap();
+        assert_eq!(report.removed.len(), 1);
+        assert!(store.contains(&kept));
+        assert!(!store.contains(&dropped));
+    }
 }

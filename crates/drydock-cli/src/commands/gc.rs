@@ -39,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = drydock_content::gc::GcOptions {
         dry_run: args.dry_run,
         grace: args.grace,
+        ..Default::default()
     };
     let report = drydock_content::gc::collect(&store, &opts)?;
     if args.json {
