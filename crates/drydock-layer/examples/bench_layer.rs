@@ -31,10 +31,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{secs:.3} {} {} {}", d.diff_id, d.digest, d.size);
         }
         Some("compress") if args.len() == 5 => {
-            let compression = if args[4] == "zstd" { Compression::Zstd } else { Compression::Gzip };
+            let compression = if args[4] == "zstd" {
+                Compression::Zstd
+            } else {
+                Compression::Gzip
+            };
             let start = Instant::now();
             let mut input = File::open(&args[2])?;
-            let mut enc = Encoder::new(File::create(&args[3])?, compression, &CompressOptions::default())?;
+            let threads = std::env::var("BENCH_THREADS")
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let opts = CompressOptions {
+                threads,
+                ..Default::default()
+            };
+            let mut enc = Encoder::new(File::create(&args[3])?, compression, &opts)?;
             std::io::copy(&mut input, &mut enc)?;
             enc.finish()?;
             println!("{:.3}", start.elapsed().as_secs_f64());

@@ -261,10 +261,17 @@ mod tests {
         assert_eq!(e.mtime, -5);
         assert_eq!(e.xattrs, vec![(b"user.a".to_vec(), b"x\ny".to_vec())]);
         // A regular file's big size comes back from the PAX record.
-        let spec = HeaderSpec { kind: EntryType::Regular, link: b"", ..spec };
+        let spec = HeaderSpec {
+            kind: EntryType::Regular,
+            link: b"",
+            ..spec
+        };
         let mut out = Vec::new();
         write_header(&mut out, &spec).unwrap();
-        let e = crate::tarread::TarReader::new(&out[..]).next_entry().unwrap().unwrap();
+        let e = crate::tarread::TarReader::new(&out[..])
+            .next_entry()
+            .unwrap()
+            .unwrap();
         assert_eq!(e.size, 10 << 30);
     }
 }
