@@ -161,9 +161,11 @@ impl Uploads {
                 .iter()
                 .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
                 .max();
-            let idle = newest
-                .and_then(|t| now.duration_since(t).ok())
-                .unwrap_or(Duration::MAX);
+            // A time after `now` (a session created while this runs) is not idle at all.
+            let idle = match newest {
+                Some(t) => now.duration_since(t).unwrap_or(Duration::ZERO),
+                None => Duration::MAX,
+            };
             if idle < max_idle {
                 continue;
             }
