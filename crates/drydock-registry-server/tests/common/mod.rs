@@ -217,3 +217,97 @@ impl JsonExt for reqwest::Response {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&b)))
     }
 }
+
+/// A registry running on its own runtime thread, for tests that drive blocking external tools.
+pub struct ThreadServer {
+    pub url: String,
+    pub host: String,
+    pub registry: Registry,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ThreadServer {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn start_thread(tweak: impl FnOnce(&mut RegistryConfig) + Send + 'static) -> ThreadServer {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let s = start(tweak).await;
+            tx.send((s.registry.clone(), s.url.clone(), s.addr)).unwrap();
+            tokio::task::spawn_blocking(move || {
+                let _ = stop_rx.recv();
+            })
+            .await
+            .unwrap();
+            drop(s);
+        });
+    });
+    let (registry, url, addr) = rx.recv().unwrap();
+    ThreadServer { url, host: addr.to_string(), registry, stop: Some(stop_tx), thread: Some(thread) }
+}
+
+pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An OCI image layout at `dir` holding one image tagged `tag` whose single layer is a real
+/// tar of a file `hello.txt` with `content` (made with the system tar).
+pub fn oci_layout(dir: &Path, tag: &str, content: &str) -> Digest {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), content).unwrap();
+    let out = run(std::process::Command::new("tar").args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"]).arg(&root).args(["-cf", "-", "hello.txt"]));
+    let layer = out.stdout;
+    let layout = dir.join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let put = |b: &[u8]| {
+        let d = Digest::sha256(b);
+        std::fs::write(layout.join("blobs/sha256").join(d.hex()), b).unwrap();
+        d
+    };
+    let ld = put(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": { "Cmd": ["/hello.txt"] },
+        "rootfs": { "type": "layers", "diff_ids": [ld.to_string()] },
+    }))
+    .unwrap();
+    let cd = put(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": OCI_CONFIG, "digest": cd.to_string(), "size": config.len() },
+        "layers": [{ "mediaType": OCI_LAYER, "digest": ld.to_string(), "size": layer.len() }],
+    }))
+    .unwrap();
+    let md = put(&manifest);
+    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{ "mediaType": OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len(),
+                        "annotations": { "org.opencontainers.image.ref.name": tag } }],
+    });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    md
+}
