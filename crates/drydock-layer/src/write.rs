@@ -261,6 +261,21 @@ impl<W: Write> Emitter<W> {
                 .map_err(LayerError::Write)?;
             left -= n as u64;
         }
+        // A file that grew would be cut short silently: refuse it instead.
+        let mut probe = [0u8; 1];
+        loop {
+            match file.read(&mut probe) {
+                Ok(0) => break,
+                Ok(_) => {
+                    return Err(LayerError::Changed {
+                        path: node.abs.clone(),
+                        detail: format!("grew past the {} bytes it had when listed", node.size),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LayerError::io(&node.abs, "reading", e)),
+            }
+        }
         let pad = tarfmt::padding(node.size);
         self.out
             .write_all(&tarfmt::ZEROS[..pad])

@@ -5,6 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -310,4 +311,38 @@ fn a_missing_root_is_an_error_naming_it() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/drydock"), "{err}");
+}
+
+#[test]
+fn files_whose_size_is_not_their_content_are_refused_by_name() {
+    // A bind-mounted /proc file says 0 bytes and has more; a /sys file says 4096 and has less.
+    if !require(is_root(), "root (bind mounts)") {
+        return;
+    }
+    for (src, what) in [
+        ("/proc/version", "grew"),
+        ("/sys/kernel/mm/transparent_hugepage/enabled", "ended"),
+    ] {
+        if !Path::new(src).exists() {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"").unwrap();
+        let ok = Command::new("mount")
+            .args(["--bind", src])
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "bind mount of {src}");
+        let r = write_tree(dir.path(), std::io::sink(), &TarOptions::default());
+        let _ = Command::new("umount").arg(&f).status();
+        let err = r.unwrap_err();
+        assert!(matches!(err, LayerError::Changed { .. }), "{src}: {err}");
+        assert!(
+            err.to_string().contains(what) && err.to_string().contains("/f"),
+            "{err}"
+        );
+    }
 }
