@@ -114,6 +114,7 @@ impl Lexer {
     /// Expands `word` and splits the result into shell words (BuildKit's `ProcessWords`).
     pub fn expand_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ExpandError> {
         let mut st = State::new(self, word, env);
+        st.split_words = true;
         let (_, words) = st.process_stop_on(None, false)?;
         Ok(words)
     }
@@ -131,6 +132,8 @@ fn is_space(c: char) -> bool {
 
 #[derive(Default)]
 struct Words {
+    /// Off for single-word expansion, which does not need the split.
+    on: bool,
     words: Vec<String>,
     word: String,
     in_word: bool,
@@ -138,6 +141,9 @@ struct Words {
 
 impl Words {
     fn add_char(&mut self, c: char) {
+        if !self.on {
+            return;
+        }
         if is_space(c) {
             if self.in_word && !self.word.is_empty() {
                 self.words.push(std::mem::take(&mut self.word));
@@ -148,15 +154,24 @@ impl Words {
         }
     }
     fn add_raw_char(&mut self, c: char) {
+        if !self.on {
+            return;
+        }
         self.word.push(c);
         self.in_word = true;
     }
     fn add_string(&mut self, s: &str) {
+        if !self.on {
+            return;
+        }
         for c in s.chars() {
             self.add_char(c);
         }
     }
     fn add_raw_string(&mut self, s: &str) {
+        if !self.on {
+            return;
+        }
         self.word.push_str(s);
         self.in_word = true;
     }
@@ -177,6 +192,7 @@ struct State<'a> {
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
     depth: usize,
+    split_words: bool,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -192,6 +208,7 @@ impl<'a> State<'a> {
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
             depth: 0,
+            split_words: false,
         }
     }
 
@@ -250,7 +267,10 @@ impl<'a> State<'a> {
             return Err(self.err("substitution nested too deeply"));
         }
         let mut result = String::new();
-        let mut words = Words::default();
+        let mut words = Words {
+            on: self.split_words && self.depth == 1,
+            ..Words::default()
+        };
         while let Some(ch) = self.peek() {
             if Some(ch) == stop {
                 self.next();

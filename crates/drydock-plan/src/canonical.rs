@@ -48,6 +48,14 @@ pub fn digest<T: Serialize>(value: &T) -> drydock_oci::Digest {
     drydock_oci::Digest::sha256(&to_vec(value))
 }
 
+/// sha256 of `value`'s compact JSON in declaration order: canonical for drydock's own IR types,
+/// whose fields have a fixed order and whose maps are `BTreeMap`s (sorted whatever serde_json
+/// features are enabled). Several times faster than [`digest`], which goes through a `Value`.
+pub fn digest_fixed<T: Serialize>(value: &T) -> drydock_oci::Digest {
+    // Serialising plain data cannot fail.
+    drydock_oci::Digest::sha256(&serde_json::to_vec(value).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -408,15 +408,15 @@ impl PlanBuilder {
     }
 }
 
-/// An operation's digest: sha256 of its canonical JSON, without the fields that must not
-/// affect caching (proxy variables).
+/// An operation's digest: sha256 of its canonical JSON (compact, fields in the IR's fixed
+/// order, maps sorted), without the fields that must not affect caching (proxy variables).
 pub fn op_digest(op: &Op) -> OpId {
     match op {
         Op::Exec(e) if !e.proxy_env.is_empty() => {
             let mut e = e.clone();
             e.proxy_env.clear();
-            canonical::digest(&Op::Exec(e))
+            canonical::digest_fixed(&Op::Exec(e))
         }
-        _ => canonical::digest(op),
+        _ => canonical::digest_fixed(op),
     }
 }
