@@ -1,0 +1,68 @@
+//! The pipeline file, `drydock.yml`: parsing with spans, validation that reports every error,
+//! event matching with GitHub's filter semantics, cron schedules, and a JSON Schema for editors.
+//!
+//! What it is for: turning the text into a typed [`Pipeline`] (or a list of
+//! [`Diagnostic`]s with file positions, "did you mean" hints and the cycle of a `needs` loop),
+//! and answering "does this event run the pipeline / this job / may this job have these
+//! secrets". What it is not: it runs nothing and reads no files or clocks; `${{ }}` values are
+//! parsed here and evaluated by the engine with [`drydock_expr`].
+//!
+//! YAML parser: `saphyr-parser` (the event-level parser of the saphyr project, the maintained
+//! successor of yaml-rust/yaml-rust2). It reports a span for every event, is YAML 1.2 (so `on:`
+//! is a string, not YAML 1.1's `true`), has two small dependencies and no unsafe-heavy or
+//! deprecated stack (serde_yaml is unmaintained). We build our own small node tree from its
+//! events ([`yaml`]), keeping byte spans for keys and values.
+//!
+//! - [`parse`]: text to [`Pipeline`] or every [`Diagnostic`].
+//! - [`Event`], [`GitInfo`]: what started a run; [`Pipeline::accepts`],
+//!   [`Pipeline::job_accepts`], [`SecretGroup::allows`]; [`Event::github_context`] and
+//!   [`Event::tag_event`]; [`ImageSpec::compute_tags`], [`ImageSpec::push_decision`].
+//! - [`cron`]: five-field cron with `next_after` in a fixed-offset zone.
+//! - [`glob`]: GitHub filter patterns.
+//! - [`schema`]: the JSON Schema (`schema/drydock.schema.json`).
+
+pub mod cron;
+mod event;
+pub mod glob;
+mod keys;
+mod model;
+mod parse;
+pub mod schema;
+mod suggest;
+mod validate;
+pub mod yaml;
+
+pub use drydock_diagnostics::Diagnostic;
+pub use event::{Event, EventKind, GitInfo};
+pub use model::*;
+
+/// The context names expressions may use in each place.
+pub mod contexts {
+    /// Top-level `env`.
+    pub const TOP: &[&str] = crate::parse::CTX_TOP;
+    /// `images.*` (`tags`, `flavor`, `args`, `labels`, `push`).
+    pub const IMAGE: &[&str] = crate::parse::CTX_IMAGE;
+    /// Job `if`, `image`, `env`, `services`.
+    pub const JOB: &[&str] = crate::parse::CTX_JOB;
+    /// Step fields.
+    pub const STEP: &[&str] = crate::parse::CTX_STEP;
+}
+
+/// Parses and validates a pipeline file. Every error is reported (sorted by position), not
+/// only the first.
+pub fn parse(src: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+    let root = yaml::parse(src).map_err(|d| vec![d])?;
+    let mut cx = parse::Cx {
+        src,
+        diags: Vec::new(),
+    };
+    let pipeline = parse::pipeline(&mut cx, &root);
+    let mut diags = cx.diags;
+    validate::check(&pipeline, &mut diags);
+    if diags.iter().any(Diagnostic::is_error) {
+        diags.sort_by_key(|d| (d.span.start, d.span.end));
+        diags.dedup();
+        return Err(diags);
+    }
+    Ok(pipeline)
+}
