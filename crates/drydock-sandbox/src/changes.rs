@@ -64,6 +64,25 @@ impl Changes {
         self.userxattr
     }
 
+    /// Writes the changes as an OCI layer tar (uncompressed; wrap `out` in a
+    /// [`drydock_layer::LayerWriter`] for a compressed blob with its digests): deletions as
+    /// `.wh.` whiteouts, replaced directories as opaque. From overlayfs this reads only the upper
+    /// dir ([`drydock_layer::diff_overlay_upper`]); in copy mode it compares the tree with its
+    /// base ([`drydock_layer::diff_trees`]). Both give the same tar for the same change.
+    pub fn write_layer(
+        &self,
+        out: impl std::io::Write,
+        opts: &drydock_layer::DiffOptions,
+    ) -> Result<drydock_layer::TarStats, drydock_layer::LayerError> {
+        match &self.base {
+            None => {
+                let topmost_first: Vec<PathBuf> = self.lowers.iter().rev().cloned().collect();
+                drydock_layer::diff_overlay_upper(&self.upper, &topmost_first, out, opts)
+            }
+            Some(base) => drydock_layer::diff_trees(base, &self.upper, out, opts),
+        }
+    }
+
     /// Keeps the run directory on disk and returns its path (upper, work and base live in it).
     pub fn keep(mut self) -> PathBuf {
         self.keep = true;

@@ -39,7 +39,7 @@ pub use error::SandboxError;
 pub use init::{INIT_ARG, maybe_run_init};
 pub use outcome::{ExitStatus, Outcome};
 pub use run::{CancelToken, run};
-pub use snapshot::{LayerSource, SnapshotCache};
+pub use snapshot::{BlobLayerSource, LayerSource, SnapshotCache};
 pub use spec::{
     HostEntry, Isolation, Limits, Mount, NetworkMode, Rlimit, RlimitResource, Root, RootMode,
     SandboxSpec, SecretFile, Stdin, Stdio, UserNamespace,

@@ -39,6 +39,56 @@ where
     }
 }
 
+/// A [`LayerSource`] over layer blobs (gzip, zstd or plain tar, detected): `open` gives the blob
+/// of a digest (from the content store), extraction is `drydock-layer`'s safe [`apply`] with
+/// whiteouts kept in overlayfs format.
+///
+/// [`apply`]: drydock_layer::apply
+pub struct BlobLayerSource<F> {
+    open: F,
+    userxattr: bool,
+}
+
+impl<F> std::fmt::Debug for BlobLayerSource<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobLayerSource")
+            .field("userxattr", &self.userxattr)
+            .finish()
+    }
+}
+
+impl<F> BlobLayerSource<F>
+where
+    F: Fn(&Digest) -> io::Result<Box<dyn io::Read>>,
+{
+    /// `userxattr`: write `user.overlay.*` whiteouts/opaque markers (for rootless sandboxes).
+    pub fn new(open: F, userxattr: bool) -> Self {
+        Self { open, userxattr }
+    }
+}
+
+impl<F> LayerSource for BlobLayerSource<F>
+where
+    F: Fn(&Digest) -> io::Result<Box<dyn io::Read>>,
+{
+    fn extract(
+        &self,
+        digest: &Digest,
+        target: &Path,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let blob = (self.open)(digest)?;
+        let (_, tar) = drydock_layer::decompress_detect(blob)?;
+        let opts = drydock_layer::ApplyOptions {
+            whiteouts: drydock_layer::Whiteouts::Overlay {
+                userxattr: self.userxattr,
+            },
+            ..Default::default()
+        };
+        drydock_layer::apply(tar, target, &opts)?;
+        Ok(())
+    }
+}
+
 /// Extracted layers under one directory: `<dir>/<algorithm>/<hex>/`.
 #[derive(Debug, Clone)]
 pub struct SnapshotCache {

@@ -560,69 +560,107 @@ fn many_lower_layers_use_the_new_mount_api() {
 }
 
 #[test]
-fn copy_mode_gives_the_same_changes_as_overlay() {
+fn copy_mode_gives_the_same_layer_as_overlay() {
     if !ready() {
         return;
     }
     let f = Fixture::new();
     let script = "mkdir -p /app/sub; echo a > /app/sub/a; echo changed > /etc/passwd; rm /bin/ls; \
-                  rm -rf /home/app; mkdir /home/app; echo new > /home/app/f; chmod 700 /tmp";
-    let changes = |mode| {
+                  rm -rf /home/app; echo new > /home/f; chmod 700 /tmp; ln -s /app/sub/a /app/link";
+    let layer = |mode| {
         let mut s = f.sh(script);
         s.root_mode = mode;
         s.keep_changes = true;
         let o = run(s).unwrap();
         assert!(o.status.success(), "{}", text(&o.stderr));
-        o.changes.unwrap()
-    };
-    let ov = changes(RootMode::Overlay);
-    let cp = changes(RootMode::Copy);
-    assert!(ov.is_overlay() && !cp.is_overlay());
-    let (ov_paths, _) = scan(ov.upper(), b"");
-    let expected = [
-        "app",
-        "app/sub",
-        "app/sub/a",
-        "bin",
-        "bin/ls",
-        "etc",
-        "etc/passwd",
-        "home",
-        "home/app",
-        "home/app/f",
-        "tmp",
-    ];
-    assert_eq!(ov_paths, expected);
-    // Copy mode: the same paths differ between base and tree.
-    let base = cp.base().unwrap();
-    let mut differing = Vec::new();
-    let (all_tree, _) = scan(cp.upper(), b"");
-    let (all_base, _) = scan(base, b"");
-    use std::os::unix::fs::MetadataExt;
-    for p in all_tree.iter().chain(all_base.iter()) {
-        let a = fs::symlink_metadata(base.join(p)).ok();
-        let b = fs::symlink_metadata(cp.upper().join(p)).ok();
-        let same = match (&a, &b) {
-            (Some(a), Some(b)) => {
-                a.mode() == b.mode()
-                    && a.mtime() == b.mtime()
-                    && a.mtime_nsec() == b.mtime_nsec()
-                    && (a.is_dir()
-                        || fs::read(base.join(p)).ok() == fs::read(cp.upper().join(p)).ok())
-            }
-            _ => false,
+        let c = o.changes.unwrap();
+        assert_eq!(c.is_overlay(), mode == RootMode::Overlay);
+        let mut tar = Vec::new();
+        let opts = drydock_layer::DiffOptions {
+            tar: drydock_layer::TarOptions::with_epoch(0),
+            ..Default::default()
         };
-        if !same && !differing.contains(p) {
-            differing.push(p.clone());
-        }
+        c.write_layer(&mut tar, &opts).unwrap();
+        tar
+    };
+    let ov = layer(RootMode::Overlay);
+    let cp = layer(RootMode::Copy);
+    let names = |tar: &[u8]| {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    // Parents of changes are written too (as Docker does).
+    let expected = [
+        "app/",
+        "app/link",
+        "app/sub/",
+        "app/sub/a",
+        "bin/",
+        "bin/.wh.ls",
+        "etc/",
+        "etc/passwd",
+        "home/",
+        "home/.wh.app",
+        "home/f",
+        "tmp/",
+    ];
+    assert_eq!(names(&cp), expected);
+    assert_eq!(names(&ov), expected);
+    assert!(ov == cp, "overlay and copy mode give byte-identical layers");
+}
+
+#[test]
+fn a_layer_from_one_run_is_a_snapshot_for_the_next() {
+    if !ready() {
+        return;
     }
-    differing.sort();
-    // Overlay records the parents of changes as copied-up dirs; copy mode sees the same set.
-    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
-    want.retain(|p| p != "bin" && p != "etc" && p != "home");
-    let mut got = differing.clone();
-    got.retain(|p| p != "bin" && p != "etc" && p != "home");
-    assert_eq!(got, want, "differing paths in copy mode: {differing:?}");
+    let f = Fixture::new();
+    // Layer 1: the busybox root as a tar blob; layer 2: the changes of a run on top of it.
+    let base_tar = {
+        let mut v = Vec::new();
+        drydock_layer::write_tree(&f.root, &mut v, &drydock_layer::TarOptions::with_epoch(0))
+            .unwrap();
+        v
+    };
+    let mut s = f.sh("rm /etc/group; mkdir /data; echo layered > /data/x");
+    s.keep_changes = true;
+    let o = run(s).unwrap();
+    let mut top_tar = Vec::new();
+    o.changes
+        .unwrap()
+        .write_layer(&mut top_tar, &drydock_layer::DiffOptions::default())
+        .unwrap();
+    let blobs = [base_tar, top_tar];
+    let digests: Vec<drydock_oci::Digest> = blobs
+        .iter()
+        .map(|b| drydock_oci::Digest::sha256(b))
+        .collect();
+    let cache = drydock_sandbox::SnapshotCache::new(f.tmp.path().join("snapshots"));
+    let blobs2 = blobs.clone();
+    let ds = digests.clone();
+    let source = drydock_sandbox::BlobLayerSource::new(
+        move |d: &drydock_oci::Digest| -> std::io::Result<Box<dyn std::io::Read>> {
+            let i = ds.iter().position(|x| x == d).unwrap();
+            Ok(Box::new(std::io::Cursor::new(blobs2[i].clone())))
+        },
+        false,
+    );
+    let lowers = cache.ensure_all(&digests, &source).unwrap();
+    let o = run(f.spec(
+        Root::Layers(lowers),
+        ["/bin/sh", "-c", "cat /data/x; ls /etc"],
+    ))
+    .unwrap();
+    // /etc/group is gone; hostname, hosts and resolv.conf are the sandbox's bind mounts.
+    assert_eq!(
+        text(&o.stdout),
+        "layered\nhostname\nhosts\npasswd\nresolv.conf\n",
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]

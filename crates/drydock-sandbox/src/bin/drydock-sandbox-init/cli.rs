@@ -12,6 +12,7 @@ use drydock_sandbox::{
 const USAGE: &str = "\
 usage: drydock-sandbox-init run (--rootfs DIR | --layer DIR...) [options] -- CMD [ARGS...]
        drydock-sandbox-init probe
+       drydock-sandbox-init time N -- CMD [ARGS...]
 
 run options:
   --state DIR          per-run directories (default: $TMPDIR/drydock-sandbox)
@@ -37,11 +38,49 @@ pub fn main(args: Vec<String>) -> i32 {
             }
         },
         Some("probe") => probe(),
+        Some("time") => time(&args[1..]),
         _ => {
             eprint!("{USAGE}");
             2
         }
     }
+}
+
+/// `time N -- CMD ARGS...`: runs CMD N times, one after the other, printing each wall-clock
+/// duration in microseconds (for benchmarks: no shell or `date` overhead in the numbers).
+fn time(args: &[String]) -> i32 {
+    let (Some(n), Some("--")) = (
+        args.first().and_then(|n| n.parse::<usize>().ok()),
+        args.get(1).map(String::as_str),
+    ) else {
+        eprintln!("usage: drydock-sandbox-init time N -- CMD [ARGS...]");
+        return 2;
+    };
+    let Some((cmd, rest)) = args[2..].split_first() else {
+        eprintln!("time: no command");
+        return 2;
+    };
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        let st = std::process::Command::new(cmd)
+            .args(rest)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .status();
+        let us = t.elapsed().as_micros();
+        match st {
+            Ok(s) if s.success() => println!("{us}"),
+            Ok(s) => {
+                eprintln!("time: {cmd} failed: {s}");
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("time: {cmd}: {e}");
+                return 1;
+            }
+        }
+    }
+    0
 }
 
 fn probe() -> i32 {
@@ -76,6 +115,7 @@ fn run_cmd(args: &[String]) -> Result<i32, String> {
     let mut timeout = None;
     let mut isolation = Isolation::default();
     let (mut copy, mut keep, mut quiet, mut bench) = (false, false, false, None);
+    let mut layer_out: Option<PathBuf> = None;
     let mut i = 0;
     let mut argv = Vec::new();
     let next = |i: &mut usize| -> Result<String, String> {
@@ -151,6 +191,7 @@ fn run_cmd(args: &[String]) -> Result<i32, String> {
             "--no-nnp" => isolation.no_new_privileges = false,
             "--copy" => copy = true,
             "--keep" => keep = true,
+            "--layer-out" => layer_out = Some(PathBuf::from(next(&mut i)?)),
             "--quiet" => quiet = true,
             "--bench" => {
                 bench = Some(
@@ -188,8 +229,10 @@ fn run_cmd(args: &[String]) -> Result<i32, String> {
         spec.timeout = timeout;
         spec.isolation = isolation.clone();
         spec.root_mode = if copy { RootMode::Copy } else { RootMode::Auto };
-        spec.keep_changes = keep;
-        spec.init_binary = std::env::current_exe().ok();
+        spec.keep_changes = keep || layer_out.is_some();
+        spec.init_binary = std::env::var_os("DRYDOCK_SANDBOX_INIT")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_exe().ok());
         if quiet {
             spec.stdout = Stdio::Null;
             spec.stderr = Stdio::Null;
@@ -215,8 +258,46 @@ fn run_cmd(args: &[String]) -> Result<i32, String> {
     if outcome.timed_out {
         eprintln!("drydock-sandbox-init: timed out");
     }
-    if let Some(c) = outcome.changes {
+    if let (Some(c), Some(path)) = (&outcome.changes, &layer_out) {
+        // The layer tar and its diff ID, computed in one pass.
+        let t = std::time::Instant::now();
+        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut out = Tee {
+            file: std::io::BufWriter::new(file),
+            hasher: drydock_oci::Algorithm::Sha256.hasher(),
+        };
+        let stats = c
+            .write_layer(&mut out, &Default::default())
+            .map_err(|e| e.to_string())?;
+        use std::io::Write;
+        out.file.flush().map_err(|e| e.to_string())?;
+        eprintln!(
+            "command {} ms; layer {} ms ({stats:?}, diff id {})",
+            outcome.duration.as_millis(),
+            t.elapsed().as_millis(),
+            out.hasher.finish()
+        );
+    }
+    if let Some(c) = outcome.changes
+        && keep
+    {
         println!("{}", c.keep().join("upper").display());
     }
     Ok(outcome.status.code())
+}
+
+struct Tee {
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: drydock_oci::Hasher,
+}
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
