@@ -368,7 +368,17 @@ impl<'a> Converter<'a> {
         });
     }
 
+    /// Dispatches one instruction; every operation it creates is mapped back to it.
     fn dispatch(&mut self, st: &mut St, ins: &Instruction, si: usize) {
+        let before = self.b.len();
+        self.dispatch_inner(st, ins, si);
+        let location = loc(&self.opts.file_name, ins, &st.stage);
+        for id in self.b.ids_since(before) {
+            self.b.locate(&id, location.clone());
+        }
+    }
+
+    fn dispatch_inner(&mut self, st: &mut St, ins: &Instruction, si: usize) {
         let file = self.opts.file_name.clone();
         let location = loc(&file, ins, &st.stage);
         match &ins.command {
@@ -997,6 +1007,19 @@ impl<'a> Converter<'a> {
             && !dest.ends_with('/')
         {
             dest.push('/');
+        }
+        let many =
+            c.sources.len() > 1 || c.sources.iter().any(|w| w.text.contains(['*', '?', '[']));
+        if many && !dest.ends_with('/') {
+            self.diags.push(
+                Diagnostic::warning(
+                    format!("{cmd} with more than one source needs a directory destination ending in /"),
+                    c.dest.span,
+                )
+                .with_code("copy-dest-not-directory")
+                .with_label(format!("{dest_raw:?} does not end with /"))
+                .with_hint(format!("write `{dest_raw}/`; otherwise the build fails when a second file is copied onto the first")),
+            );
         }
         let mut actions = Vec::new();
         let mut context_paths = Vec::new();

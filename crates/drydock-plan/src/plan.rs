@@ -369,6 +369,20 @@ impl PlanBuilder {
         self.index.get(id).map(|&i| &self.nodes[i].op)
     }
 
+    /// How many distinct operations have been added.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The operations added after the first `n`, in order.
+    pub fn ids_since(&self, n: usize) -> Vec<OpId> {
+        self.nodes.iter().skip(n).map(|n| n.id.clone()).collect()
+    }
+
     /// Finishes the plan, keeping only the operations `root` needs.
     pub fn finish(
         self,
