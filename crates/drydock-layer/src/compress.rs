@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 pub use drydock_oci::media_type::Compression;
 
 use crate::pargz::ParGzEncoder;
+use crate::parzstd::ZstdEncoder;
 
 /// How to compress. The output depends on `level` and `gzip_block`, never on `threads`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl CompressOptions {
 pub enum Encoder<W: Write> {
     None(W),
     Gzip(ParGzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Zstd(ZstdEncoder<W>),
 }
 
 impl<W: Write> std::fmt::Debug for Encoder<W> {
@@ -76,12 +77,13 @@ impl<W: Write> Encoder<W> {
             }
             Compression::Zstd => {
                 let level = opts.level.unwrap_or(3).clamp(1, 19);
-                let mut enc = zstd::stream::write::Encoder::new(inner, level)?;
                 // Always in multi-threaded mode (even with one worker): zstd's output is then
                 // the same for any number of workers.
-                enc.multithread(opts.thread_count().max(1) as u32)?;
-                enc.include_checksum(true)?;
-                Encoder::Zstd(enc)
+                Encoder::Zstd(ZstdEncoder::new(
+                    inner,
+                    level,
+                    opts.thread_count().max(1) as u32,
+                )?)
             }
         })
     }
@@ -102,11 +104,7 @@ impl<W: Write> Encoder<W> {
                 Ok(w)
             }
             Encoder::Gzip(g) => g.finish(),
-            Encoder::Zstd(z) => {
-                let mut w = z.finish()?;
-                w.flush()?;
-                Ok(w)
-            }
+            Encoder::Zstd(z) => z.finish(),
         }
     }
 }
@@ -124,8 +122,7 @@ impl<W: Write> Write for Encoder<W> {
         match self {
             Encoder::None(w) => w.flush(),
             Encoder::Gzip(g) => g.flush(),
-            // zstd's flush would end a block: only flush the inner writer.
-            Encoder::Zstd(z) => z.get_mut().flush(),
+            Encoder::Zstd(z) => z.flush(),
         }
     }
 }

@@ -7,7 +7,7 @@
 //!   directory tree (sorted, mtimes clamped to an epoch, numeric owners, PAX for long names, big
 //!   values and xattrs, hard links as links).
 //! - [`Encoder`], [`decompress`], [`decompress_detect`], [`detect`], [`compress_bytes`],
-//!   [`CompressOptions`], [`ParGzEncoder`], [`ReadAhead`]: gzip (parallel, pigz-style) and zstd
+//!   [`CompressOptions`], [`ParGzEncoder`], [`ZstdEncoder`], [`ReadAhead`]: gzip (parallel, pigz-style) and zstd
 //!   (multithreaded), both with output that does not depend on the thread count; the compression
 //!   enum is [`Compression`] from `drydock-oci`.
 //! - [`LayerWriter`] / [`LayerDigests`]: tar in, compressed layer out, with diff ID, digest and
@@ -27,6 +27,7 @@ mod diff;
 mod digests;
 mod error;
 mod pargz;
+mod parzstd;
 mod resolve;
 mod tarfmt;
 mod tarread;
@@ -42,6 +43,7 @@ pub use diff::{DiffOptions, diff_overlay_upper, diff_trees};
 pub use digests::{DigestReader, LayerDigests, LayerWriter};
 pub use error::{LayerError, Reject};
 pub use pargz::ParGzEncoder;
+pub use parzstd::ZstdEncoder;
 pub use resolve::SymlinkPolicy;
 pub use walk::PathFilter;
 pub use write::{TarOptions, TarStats, write_tree};

@@ -217,3 +217,32 @@ fn read_ahead_passes_bytes_and_errors_through() {
         .read_to_end(&mut out);
     assert!(r.is_err(), "corrupt gzip must fail");
 }
+
+/// Fails once more than `left` bytes were written.
+struct Failing {
+    left: usize,
+}
+
+impl Write for Failing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.left -= buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn output_errors_come_back_without_hanging() {
+    let input = data(6 * 1024 * 1024, 11);
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let mut enc = Encoder::new(Failing { left: 10_000 }, c, &opts(2, 64 * 1024)).unwrap();
+        let r = enc.write_all(&input).and_then(|_| enc.finish().map(|_| ()));
+        let err = r.expect_err("the output failed");
+        assert!(err.to_string().contains("disk full"), "{c:?}: {err}");
+    }
+}
