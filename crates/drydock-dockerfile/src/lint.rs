@@ -449,9 +449,20 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
             }
         }
     }
-    for d in &df.diagnostics {
-        if d.code.as_deref() == Some(NO_EMPTY_CONTINUATION.name) {
-            // Already reported by the parser; nothing to add.
+    if let Some(w) = &df.directives.syntax {
+        let image = w.text.split(['@', ':']).next().unwrap_or("");
+        let official = [
+            "docker/dockerfile",
+            "docker.io/docker/dockerfile",
+            "docker.io/docker/dockerfile-upstream",
+        ];
+        if !official.contains(&image) {
+            out.push(
+                Diagnostic::warning(format!("syntax directive {:?} is not used", w.text), w.span)
+                    .with_code("syntax-ignored")
+                    .with_label("drydock reads Dockerfiles with its built-in frontend")
+                    .with_hint("custom frontends are not run; the file is read as the current Dockerfile syntax"),
+            );
         }
     }
     out.sort_by_key(|d| d.span.start);

@@ -23,6 +23,52 @@ use crate::analyze::{
 };
 use crate::options::{BuildOptions, Resolved};
 
+/// Variables base images commonly set (a trailing `_` matches a prefix); UndefinedVar does not
+/// report them when the base image's config is unknown.
+const COMMON_IMAGE_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "HOSTNAME",
+    "TERM",
+    "LANG",
+    "LANGUAGE",
+    "LC_",
+    "USER",
+    "SHELL",
+    "TZ",
+    "DEBIAN_FRONTEND",
+    "GOPATH",
+    "GOROOT",
+    "GOLANG_",
+    "GO_",
+    "GOTOOLCHAIN",
+    "JAVA_",
+    "JDK_",
+    "JRE_",
+    "MAVEN_",
+    "GRADLE_",
+    "NODE_",
+    "NPM_",
+    "YARN_",
+    "PYTHON",
+    "PIP_",
+    "RUBY_",
+    "GEM_",
+    "BUNDLE_",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUST_",
+    "PHP_",
+    "NGINX_",
+    "HTTPD_",
+    "DOTNET_",
+    "ASPNETCORE_",
+    "ERLANG_",
+    "ELIXIR_",
+    "OTP_",
+    "SSL_CERT_",
+];
+
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
@@ -317,9 +363,18 @@ impl<'a> Converter<'a> {
     fn expand(&mut self, st: &St, text: &str, span: Span) -> Option<String> {
         match self.lexer.expand(text, &st.env) {
             Ok(e) => {
-                if st.env_known {
+                {
                     for name in &e.unmatched {
                         if st.args.iter().any(|(k, _)| k == name) {
+                            continue;
+                        }
+                        // Without the base image's config (`--check` resolves nothing), skip
+                        // the variables base images commonly set.
+                        if !st.env_known
+                            && COMMON_IMAGE_ENV
+                                .iter()
+                                .any(|c| c == name || (c.ends_with('_') && name.starts_with(c)))
+                        {
                             continue;
                         }
                         let keys: Vec<&str> = st.env.iter().map(|(k, _)| k.as_str()).collect();
@@ -334,6 +389,10 @@ impl<'a> Converter<'a> {
                             ));
                         } else if platform_args(self.opts).iter().any(|(k, _)| k == name) {
                             d = d.with_hint(format!("{name} is set automatically but must be declared in the stage: `ARG {name}`"));
+                        } else if !st.env_known {
+                            d = d.with_hint(format!(
+                                "the base image was not resolved, so its ENV is unknown here: if it sets {name}, ignore this"
+                            ));
                         }
                         self.diags.push(d);
                     }
@@ -747,9 +806,12 @@ impl<'a> Converter<'a> {
                         return;
                     }
                 };
-            if st.env_known {
+            {
                 for name in unmatched {
-                    if !st.args.iter().any(|(k, _)| *k == name) {
+                    let common = COMMON_IMAGE_ENV
+                        .iter()
+                        .any(|c| *c == name || (c.ends_with('_') && name.starts_with(c)));
+                    if !st.args.iter().any(|(k, _)| *k == name) && (st.env_known || !common) {
                         self.diags.push(UNDEFINED_VAR.diagnostic(
                             format!("Usage of undefined variable '${name}'"),
                             m.raw.span,

@@ -174,3 +174,106 @@ fn finish(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drydock_oci::Platform;
+
+    fn opts() -> BuildOptions {
+        BuildOptions::new(Platform::parse("linux/amd64").unwrap())
+    }
+
+    #[test]
+    fn check_plans_without_resolving_and_lists_images() {
+        let r = check(
+            "FROM alpine:3.19 AS a\nRUN true\nFROM a\nCOPY --from=nginx /x /x\n",
+            &opts(),
+        );
+        assert!(!r.has_errors(), "{:?}", r.diagnostics);
+        let refs: Vec<String> = r.images.iter().map(|i| i.reference.to_string()).collect();
+        assert_eq!(
+            refs,
+            [
+                "docker.io/library/alpine:3.19",
+                "docker.io/library/nginx:latest"
+            ]
+        );
+        assert!(r.plan.is_some());
+    }
+
+    #[test]
+    fn check_reports_undefined_vars_but_not_common_image_env() {
+        let r = check(
+            "FROM golang\nENV A=$GOPATH/bin:$PATH B=$MY_UNDEFINED\n",
+            &opts(),
+        );
+        let msgs: Vec<&str> = r.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(msgs, ["Usage of undefined variable '$MY_UNDEFINED'"]);
+        assert!(
+            r.diagnostics[0]
+                .hints
+                .iter()
+                .any(|h| h.contains("base image was not resolved"))
+        );
+    }
+
+    #[test]
+    fn convert_requires_resolved_images() {
+        let df = drydock_dockerfile::parse("FROM alpine\n");
+        let err = convert(&df, &opts(), &Resolved::new()).unwrap_err();
+        assert_eq!(err[0].code.as_deref(), Some("unresolved-image"));
+    }
+
+    #[test]
+    fn plan_digest_ignores_comments_and_depends_on_build_args() {
+        let resolve = |src: &str, o: &BuildOptions| {
+            let df = drydock_dockerfile::parse(src);
+            let mut r = Resolved::new();
+            for req in base_images(&df, o).unwrap() {
+                let digest = drydock_oci::Digest::sha256(req.reference.to_string().as_bytes());
+                r.insert(
+                    &req.reference,
+                    &req.platform,
+                    ResolvedImage {
+                        digest,
+                        config: Default::default(),
+                    },
+                );
+            }
+            convert(&df, o, &r).unwrap().plan.digest()
+        };
+        let a = resolve("FROM alpine\nARG V=1\nRUN echo $V\n", &opts());
+        let b = resolve(
+            "# a comment\n\nFROM alpine\nARG V=1\nRUN echo $V # same\n",
+            &opts(),
+        );
+        assert_ne!(a, b, "the RUN text differs, so the plan does");
+        let c = resolve(
+            "# a comment\n\nFROM alpine\nARG V=1\nRUN echo $V\n",
+            &opts(),
+        );
+        assert_eq!(a, c, "comments and blank lines do not change the plan");
+        let mut o = opts();
+        o.build_args.insert("V".into(), "2".into());
+        assert_ne!(a, resolve("FROM alpine\nARG V=1\nRUN echo $V\n", &o));
+        let mut p = opts();
+        p.build_args
+            .insert("HTTP_PROXY".into(), "http://proxy:3128".into());
+        assert_eq!(
+            a,
+            resolve("FROM alpine\nARG V=1\nRUN echo $V\n", &p),
+            "proxies are not part of the digest"
+        );
+    }
+
+    #[test]
+    fn secrets_are_referenced_by_id_only() {
+        let r = check(
+            "FROM alpine\nRUN --mount=type=secret,id=tok,env=TOKEN ./use\n",
+            &opts(),
+        );
+        let json = r.plan.unwrap().to_json_pretty();
+        assert!(json.contains("\"id\": \"tok\"") && json.contains("\"env\": \"TOKEN\""));
+    }
+}
