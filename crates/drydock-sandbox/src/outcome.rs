@@ -53,4 +53,7 @@ pub struct Outcome {
     pub duration: Duration,
     /// The id of the run (names its cgroups and its directory under the state dir).
     pub run_id: String,
+    /// When each step of the run completed, from the start of [`crate::run`] (for performance
+    /// diagnostics; the names are informal).
+    pub timings: Vec<(&'static str, Duration)>,
 }

@@ -391,6 +391,8 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         sock: Some(ours),
         outs: [out_sink, err_sink],
         finished: [None, None],
+        started,
+        timings: Vec::new(),
         deadline: timeout.map(|t| Instant::now() + t),
         cancel,
         status: None,
@@ -401,9 +403,12 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         killed_at: None,
         cfg: &cfg,
     };
+    ev.mark("init spawned, config sent");
     let loop_result = ev.run(&mut child);
     let helper_status = child.wait();
+    ev.mark("init reaped");
     let EventLoop {
+        mut timings,
         finished,
         status,
         error,
@@ -471,6 +476,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         None
     };
     drop(guard);
+    timings.push(("cleaned up", started.elapsed()));
     Ok(Outcome {
         status,
         timed_out,
@@ -481,6 +487,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         warnings,
         duration: started.elapsed(),
         run_id: id,
+        timings,
     })
 }
 
@@ -515,6 +522,8 @@ impl Drop for CgroupGuard {
 struct EventLoop<'a> {
     sock: Option<OwnedFd>,
     outs: [Option<(OwnedFd, Sink)>; 2],
+    started: Instant,
+    timings: Vec<(&'static str, Duration)>,
     /// Sinks whose pipe reached end of file.
     finished: [Option<Sink>; 2],
     deadline: Option<Instant>,
@@ -532,6 +541,10 @@ struct EventLoop<'a> {
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
 impl EventLoop<'_> {
+    fn mark(&mut self, what: &'static str) {
+        self.timings.push((what, self.started.elapsed()));
+    }
+
     fn close_out(&mut self, i: usize) {
         if let Some((_, sink)) = self.outs[i].take() {
             self.finished[i] = Some(sink);
@@ -639,6 +652,7 @@ impl EventLoop<'_> {
         let msg = match protocol::recv::<FromInit>(sock.as_fd()) {
             Ok(Some(m)) => m,
             Ok(None) | Err(_) => {
+                self.mark("init closed the protocol socket");
                 self.sock = None;
                 return Ok(());
             }
@@ -652,9 +666,13 @@ impl EventLoop<'_> {
                 }
                 let _ = protocol::send(sock.as_fd(), &ToInit::Continue);
             }
-            FromInit::Started { .. } => {}
-            FromInit::Stubs(s) => self.stubs = s,
+            FromInit::Started { .. } => self.mark("pid 1 forked"),
+            FromInit::Stubs(s) => {
+                self.mark("root file system mounted");
+                self.stubs = s;
+            }
             FromInit::Exited(s) => {
+                self.mark("command exited");
                 self.status.get_or_insert(s);
             }
             e @ FromInit::Error { .. } => {

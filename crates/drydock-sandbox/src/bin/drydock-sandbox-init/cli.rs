@@ -252,6 +252,11 @@ fn run_cmd(args: &[String]) -> Result<i32, String> {
         return Ok(0);
     }
     let outcome = run(make()).map_err(|e| e.to_string())?;
+    if std::env::var_os("DRYDOCK_SANDBOX_TIMINGS").is_some() {
+        for (what, at) in &outcome.timings {
+            eprintln!("{:>9.3} ms  {what}", at.as_secs_f64() * 1000.0);
+        }
+    }
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
