@@ -25,26 +25,59 @@ fn skopeo_copy_inspect_list_tags_delete_and_umoci_unpack() {
     let digest = oci_layout(work.path(), "v1", "hello from skopeo\n");
     let layout = work.path().join("layout");
     let dest = format!("docker://{}/interop/app:v1", s.host);
-    run_ok(skopeo().args(["copy", "--dest-tls-verify=false"]).arg(format!("oci:{}:v1", layout.display())).arg(&dest));
-    run_ok(skopeo().args(["copy", "--dest-tls-verify=false"]).arg(format!("oci:{}:v1", layout.display())).arg(format!("docker://{}/interop/app:v2", s.host)));
+    run_ok(
+        skopeo()
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(&dest),
+    );
+    run_ok(
+        skopeo()
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://{}/interop/app:v2", s.host)),
+    );
     // skopeo compresses the layer for a registry, so the manifest differs from the layout's
     let _ = digest;
-    let raw = run_ok(skopeo().args(["inspect", "--tls-verify=false", "--raw"]).arg(&dest));
+    let raw = run_ok(
+        skopeo()
+            .args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(&dest),
+    );
     let info = run_ok(skopeo().args(["inspect", "--tls-verify=false"]).arg(&dest));
     let pushed = drydock_oci::Digest::sha256(raw.as_bytes());
     assert!(info.contains(&pushed.to_string()), "{info}");
-    let tags = run_ok(skopeo().args(["list-tags", "--tls-verify=false"]).arg(format!("docker://{}/interop/app", s.host)));
+    let tags = run_ok(
+        skopeo()
+            .args(["list-tags", "--tls-verify=false"])
+            .arg(format!("docker://{}/interop/app", s.host)),
+    );
     let v: serde_json::Value = serde_json::from_str(&tags).unwrap();
     assert_eq!(v["Tags"], serde_json::json!(["v1", "v2"]));
     // copy back out and unpack with umoci
     let out = work.path().join("out");
-    run_ok(skopeo().args(["copy", "--src-tls-verify=false"]).arg(&dest).arg(format!("oci:{}:v1", out.display())));
+    run_ok(
+        skopeo()
+            .args(["copy", "--src-tls-verify=false"])
+            .arg(&dest)
+            .arg(format!("oci:{}:v1", out.display())),
+    );
     let bundle = work.path().join("bundle");
-    run_ok(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(format!("{}:v1", out.display())).arg(&bundle));
-    assert_eq!(std::fs::read_to_string(bundle.join("rootfs/hello.txt")).unwrap(), "hello from skopeo\n");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:v1", out.display()))
+            .arg(&bundle),
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/hello.txt")).unwrap(),
+        "hello from skopeo\n"
+    );
     // delete (by digest) removes the manifest and its tags
     run_ok(skopeo().args(["delete", "--tls-verify=false"]).arg(&dest));
-    let out = run(skopeo().args(["inspect", "--tls-verify=false", "--raw"]).arg(&dest));
+    let out = run(skopeo()
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(&dest));
     assert!(!out.status.success());
 }
 
@@ -54,28 +87,77 @@ fn skopeo_with_users_and_scoped_robot_tokens() {
         return;
     }
     let s = start_thread(|c| c.anonymous_read = false);
-    s.registry.auth().add_user("alice", "wonderland", vec![Grant::everything()]).unwrap();
+    s.registry
+        .auth()
+        .add_user("alice", "wonderland", vec![Grant::everything()])
+        .unwrap();
     let (_, robot) = s
         .registry
         .auth()
-        .create_token("ci", vec![Grant { repositories: "acme/app".into(), actions: vec![Action::Pull, Action::Push] }], None)
+        .create_token(
+            "ci",
+            vec![Grant {
+                repositories: "acme/app".into(),
+                actions: vec![Action::Pull, Action::Push],
+            }],
+            None,
+        )
         .unwrap();
     let work = tempfile::tempdir().unwrap();
     oci_layout(work.path(), "v1", "scoped\n");
     let src = format!("oci:{}:v1", work.path().join("layout").display());
     // no credentials: refused
-    let out = run(skopeo().args(["copy", "--dest-tls-verify=false"]).arg(&src).arg(format!("docker://{}/acme/app:v1", s.host)));
+    let out = run(skopeo()
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(&src)
+        .arg(format!("docker://{}/acme/app:v1", s.host)));
     assert!(!out.status.success());
     // the robot token as a password: acme/app yes, acme/other no (push and pull)
     let creds = format!("ci:{robot}");
-    run_ok(skopeo().args(["copy", "--dest-tls-verify=false", "--dest-creds", &creds]).arg(&src).arg(format!("docker://{}/acme/app:v1", s.host)));
-    let out = run(skopeo().args(["copy", "--dest-tls-verify=false", "--dest-creds", &creds]).arg(&src).arg(format!("docker://{}/acme/other:v1", s.host)));
-    assert!(!out.status.success(), "robot token pushed outside its scope");
-    run_ok(skopeo().args(["copy", "--dest-tls-verify=false", "--dest-creds", "alice:wonderland"]).arg(&src).arg(format!("docker://{}/acme/other:v1", s.host)));
-    let out = run(skopeo().args(["inspect", "--tls-verify=false", "--creds", &creds]).arg(format!("docker://{}/acme/other:v1", s.host)));
+    run_ok(
+        skopeo()
+            .args(["copy", "--dest-tls-verify=false", "--dest-creds", &creds])
+            .arg(&src)
+            .arg(format!("docker://{}/acme/app:v1", s.host)),
+    );
+    let out = run(skopeo()
+        .args(["copy", "--dest-tls-verify=false", "--dest-creds", &creds])
+        .arg(&src)
+        .arg(format!("docker://{}/acme/other:v1", s.host)));
+    assert!(
+        !out.status.success(),
+        "robot token pushed outside its scope"
+    );
+    run_ok(
+        skopeo()
+            .args([
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                "alice:wonderland",
+            ])
+            .arg(&src)
+            .arg(format!("docker://{}/acme/other:v1", s.host)),
+    );
+    let out = run(skopeo()
+        .args(["inspect", "--tls-verify=false", "--creds", &creds])
+        .arg(format!("docker://{}/acme/other:v1", s.host)));
     assert!(!out.status.success(), "robot token read outside its scope");
-    run_ok(skopeo().args(["inspect", "--tls-verify=false", "--creds", &creds]).arg(format!("docker://{}/acme/app:v1", s.host)));
-    run_ok(skopeo().args(["inspect", "--tls-verify=false", "--creds", "alice:wonderland"]).arg(format!("docker://{}/acme/other:v1", s.host)));
+    run_ok(
+        skopeo()
+            .args(["inspect", "--tls-verify=false", "--creds", &creds])
+            .arg(format!("docker://{}/acme/app:v1", s.host)),
+    );
+    run_ok(
+        skopeo()
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                "alice:wonderland",
+            ])
+            .arg(format!("docker://{}/acme/other:v1", s.host)),
+    );
 }
 
 #[test]
@@ -85,22 +167,46 @@ fn buildah_push() {
     }
     let s = start_thread(|_| {});
     // buildah names a pulled layout after its path, which must be lowercase
-    let work = tempfile::Builder::new().prefix("drydock-buildah-").rand_bytes(0).suffix(&std::process::id().to_string()).tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("drydock-buildah-")
+        .rand_bytes(0)
+        .suffix(&std::process::id().to_string())
+        .tempdir()
+        .unwrap();
     oci_layout(work.path(), "v1", "hello from buildah\n");
     let storage = work.path().join("storage");
     let runroot = work.path().join("run");
     let buildah = || {
         let mut c = Command::new("buildah");
-        c.arg("--root").arg(&storage).arg("--runroot").arg(&runroot).args(["--storage-driver", "vfs"]);
+        c.arg("--root")
+            .arg(&storage)
+            .arg("--runroot")
+            .arg(&runroot)
+            .args(["--storage-driver", "vfs"]);
         c
     };
-    run_ok(buildah().args(["pull", "--quiet"]).arg(format!("oci:{}:v1", work.path().join("layout").display())));
+    run_ok(
+        buildah()
+            .args(["pull", "--quiet"])
+            .arg(format!("oci:{}:v1", work.path().join("layout").display())),
+    );
     let images = run_ok(buildah().args(["images", "--quiet"]));
     let id = images.lines().next().unwrap().trim().to_string();
-    run_ok(buildah().args(["push", "--tls-verify=false", &id]).arg(format!("docker://{}/buildah/app:v1", s.host)));
-    let raw = run_ok(skopeo().args(["inspect", "--tls-verify=false", "--raw"]).arg(format!("docker://{}/buildah/app:v1", s.host)));
+    run_ok(
+        buildah()
+            .args(["push", "--tls-verify=false", &id])
+            .arg(format!("docker://{}/buildah/app:v1", s.host)),
+    );
+    let raw = run_ok(
+        skopeo()
+            .args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{}/buildah/app:v1", s.host)),
+    );
     assert!(raw.contains("\"layers\""), "{raw}");
-    let _ = run(buildah().args(["rmi", "--all"]).stdout(Stdio::null()).stderr(Stdio::null()));
+    let _ = run(buildah()
+        .args(["rmi", "--all"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null()));
 }
 
 const ORAS_SCRIPT: &str = r#"
@@ -129,32 +235,74 @@ print(json.dumps({"pulled": [open(f).read() for f in files]}))
 #[test]
 fn oras_push_attach_and_discover() {
     let python = "python3";
-    let has_oras = Command::new(python).args(["-c", "import oras.client"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let has_oras = Command::new(python)
+        .args(["-c", "import oras.client"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !has_oras {
-        assert!(std::env::var_os("CI").is_none(), "the oras client (pip install oras) is required in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the oras client (pip install oras) is required in CI"
+        );
         eprintln!("SKIP: the oras client is not installed (pip install oras)");
         return;
     }
     let s = start_thread(|_| {});
     let work = tempfile::tempdir().unwrap();
-    let out = run_ok(Command::new(python).args(["-c", ORAS_SCRIPT]).arg(&s.host).arg(work.path()));
+    let out = run_ok(
+        Command::new(python)
+            .args(["-c", ORAS_SCRIPT])
+            .arg(&s.host)
+            .arg(work.path()),
+    );
     assert!(out.contains("\"v1\"") && out.contains("\"sig\""), "{out}");
     assert!(out.contains("an artifact"), "{out}");
     // discover: the referrers API lists the attached signature with its artifact type
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let c = client();
-        let r = c.get(format!("{}/v2/art/thing/manifests/v1", s.url)).header("accept", OCI_MANIFEST).send().await.unwrap();
-        let d = r.headers()["docker-content-digest"].to_str().unwrap().to_string();
-        let v = c.get(format!("{}/v2/art/thing/referrers/{d}", s.url)).send().await.unwrap().json_value().await;
+        let r = c
+            .get(format!("{}/v2/art/thing/manifests/v1", s.url))
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        let d = r.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let v = c
+            .get(format!("{}/v2/art/thing/referrers/{d}", s.url))
+            .send()
+            .await
+            .unwrap()
+            .json_value()
+            .await;
         let list = v["manifests"].as_array().unwrap();
-        let sig = c.get(format!("{}/v2/art/thing/manifests/sig", s.url)).header("accept", OCI_MANIFEST).send().await.unwrap().text().await.unwrap();
-        assert_eq!(list.len(), 1, "referrers of {d}: {v}; the attached manifest: {sig}");
+        let sig = c
+            .get(format!("{}/v2/art/thing/manifests/sig", s.url))
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            list.len(),
+            1,
+            "referrers of {d}: {v}; the attached manifest: {sig}"
+        );
         let v = c
             .get(format!(
                 "{}/v2/art/thing/referrers/{d}?{}",
                 s.url,
-                serde_urlencoded::to_string([("artifactType", list[0]["artifactType"].as_str().unwrap())]).unwrap()
+                serde_urlencoded::to_string([(
+                    "artifactType",
+                    list[0]["artifactType"].as_str().unwrap()
+                )])
+                .unwrap()
             ))
             .send()
             .await
@@ -172,11 +320,21 @@ fn docker_login_push_pull() {
         return;
     };
     let s = start_thread(|_| {});
-    s.registry.auth().add_user("dev", "devpass", vec![Grant::everything()]).unwrap();
+    s.registry
+        .auth()
+        .add_user("dev", "devpass", vec![Grant::everything()])
+        .unwrap();
     let (_, robot) = s
         .registry
         .auth()
-        .create_token("deploy", vec![Grant { repositories: "team/app".into(), actions: vec![Action::Pull, Action::Push] }], None)
+        .create_token(
+            "deploy",
+            vec![Grant {
+                repositories: "team/app".into(),
+                actions: vec![Action::Pull, Action::Push],
+            }],
+            None,
+        )
         .unwrap();
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("docker-config");
@@ -191,24 +349,42 @@ fn docker_login_push_pull() {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("hello.txt"), "hello from docker\n").unwrap();
     let tarball = work.path().join("rootfs.tar");
-    run_ok(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tarball).arg("."));
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    );
     let local = format!("{}/team/app:v1", s.host);
     run_ok(d().arg("import").arg(&tarball).arg(&local));
     // push without login fails, then works after login with the robot token
     let out = run(d().args(["push", &local]));
     assert!(!out.status.success(), "anonymous push accepted");
     let mut login = d();
-    login.args(["login", &s.host, "-u", "deploy", "--password-stdin"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    login
+        .args(["login", &s.host, "-u", "deploy", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = login.spawn().unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), robot.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "docker login: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker login: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     run_ok(d().args(["push", &local]));
     // the robot token may not push elsewhere
     let elsewhere = format!("{}/team/other:v1", s.host);
     run_ok(d().args(["tag", &local, &elsewhere]));
     let out = run(d().args(["push", &elsewhere]));
-    assert!(!out.status.success(), "robot token pushed outside its scope");
+    assert!(
+        !out.status.success(),
+        "robot token pushed outside its scope"
+    );
     // pull back after removing the local copy
     run_ok(d().args(["rmi", &local, &elsewhere]));
     run_ok(d().args(["pull", &local]));
@@ -217,17 +393,31 @@ fn docker_login_push_pull() {
     let copied = work.path().join("copied.txt");
     run_ok(d().args(["cp", &format!("{name}:/hello.txt")]).arg(&copied));
     let _ = run(d().args(["rm", &name]));
-    assert_eq!(std::fs::read_to_string(&copied).unwrap(), "hello from docker\n");
+    assert_eq!(
+        std::fs::read_to_string(&copied).unwrap(),
+        "hello from docker\n"
+    );
     // a user with a password logs in too
     let mut login = d();
-    login.args(["login", &s.host, "-u", "dev", "--password-stdin"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    login
+        .args(["login", &s.host, "-u", "dev", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = login.spawn().unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"devpass").unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     let mut login = d();
-    login.args(["login", &s.host, "-u", "dev", "--password-stdin"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+    login
+        .args(["login", &s.host, "-u", "dev", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = login.spawn().unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"wrong").unwrap();
-    assert!(!child.wait_with_output().unwrap().status.success(), "docker login accepted a wrong password");
+    assert!(
+        !child.wait_with_output().unwrap().status.success(),
+        "docker login accepted a wrong password"
+    );
     let _ = run(d().args(["rmi", &local]));
 }

@@ -240,10 +240,15 @@ pub fn start_thread(tweak: impl FnOnce(&mut RegistryConfig) + Send + 'static) ->
     let (tx, rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let s = start(tweak).await;
-            tx.send((s.registry.clone(), s.url.clone(), s.addr)).unwrap();
+            tx.send((s.registry.clone(), s.url.clone(), s.addr))
+                .unwrap();
             tokio::task::spawn_blocking(move || {
                 let _ = stop_rx.recv();
             })
@@ -253,11 +258,18 @@ pub fn start_thread(tweak: impl FnOnce(&mut RegistryConfig) + Send + 'static) ->
         });
     });
     let (registry, url, addr) = rx.recv().unwrap();
-    ThreadServer { url, host: addr.to_string(), registry, stop: Some(stop_tx), thread: Some(thread) }
+    ThreadServer {
+        url,
+        host: addr.to_string(),
+        registry,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
 }
 
 pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
-    cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
 }
 
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
@@ -278,7 +290,10 @@ pub fn oci_layout(dir: &Path, tag: &str, content: &str) -> Digest {
     let root = dir.join("rootfs");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("hello.txt"), content).unwrap();
-    let out = run(std::process::Command::new("tar").args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"]).arg(&root).args(["-cf", "-", "hello.txt"]));
+    let out = run(std::process::Command::new("tar")
+        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
+        .arg(&root)
+        .args(["-cf", "-", "hello.txt"]));
     let layer = out.stdout;
     let layout = dir.join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
@@ -302,12 +317,20 @@ pub fn oci_layout(dir: &Path, tag: &str, content: &str) -> Digest {
     }))
     .unwrap();
     let md = put(&manifest);
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let index = serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_INDEX,
         "manifests": [{ "mediaType": OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len(),
                         "annotations": { "org.opencontainers.image.ref.name": tag } }],
     });
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
     md
 }
