@@ -2,6 +2,8 @@
 //! Debian's Docker engine. Each test checks for its tool: with `CI` set a missing tool fails
 //! loudly, locally the test is skipped with a message.
 
+#![allow(clippy::print_stderr)]
+
 mod common;
 
 use std::process::{Command, Stdio};
