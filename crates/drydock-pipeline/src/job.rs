@@ -354,7 +354,11 @@ impl JobRunner<'_> {
                     image,
                     env,
                     command,
-                    ready: s.ready.clone(),
+                    ready: s
+                        .ready
+                        .as_ref()
+                        .map(|r| ctx::text(r, &c.value()))
+                        .transpose()?,
                     ready_timeout: s.ready_timeout,
                 });
             }

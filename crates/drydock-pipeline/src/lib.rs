@@ -24,6 +24,7 @@ pub mod dag;
 mod engine;
 mod error;
 pub mod event;
+mod from_config;
 pub mod git;
 mod host;
 pub mod images;
@@ -40,6 +41,7 @@ pub use cancel::{Cancel, CancelGuard};
 pub use engine::{Engine, EngineConfig, PipelineRun};
 pub use error::EngineError;
 pub use event::{Event, PullRequest};
+pub use from_config::{config_event, from_config, load};
 pub use images::{
     BuildRequest, BuiltImage, ComputedTags, ImageBuilder, ImageState, NoBuilder, Registry,
 };

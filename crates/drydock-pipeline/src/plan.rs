@@ -192,8 +192,8 @@ pub struct Service {
     pub env: Vec<(String, Text)>,
     /// The command (run with `/bin/sh -c`); `None`: the image's entrypoint and command.
     pub command: Option<Text>,
-    /// A readiness check run (in the service's image) until it exits 0.
-    pub ready: Option<String>,
+    /// A readiness check run (in the service's image, with `/bin/sh -c`) until it exits 0.
+    pub ready: Option<Text>,
     /// How long to wait for readiness before failing the job.
     pub ready_timeout: Duration,
 }
