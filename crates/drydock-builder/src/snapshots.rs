@@ -1,0 +1,156 @@
+//! Layers as directories: the sandbox's [`SnapshotCache`] filled from the content store, with
+//! whiteouts in overlayfs format, plus adoption of directories the builder already has (a RUN's
+//! upper dir, a COPY's staging dir) so a layer it just made is never extracted again.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use drydock_content::Store;
+use drydock_layer::{ApplyOptions, Whiteouts};
+use drydock_oci::Digest;
+use drydock_sandbox::SnapshotCache;
+
+use crate::chain::LayerRef;
+use crate::error::BuildError;
+
+/// Extracted layers, shared by every build under one `DRYDOCK_HOME` (and safe to fill from
+/// several threads or processes at once).
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    cache: SnapshotCache,
+    store: Store,
+    userxattr: bool,
+}
+
+impl Snapshots {
+    pub fn new(dir: PathBuf, store: Store, userxattr: bool) -> Self {
+        Self {
+            cache: SnapshotCache::new(dir),
+            store,
+            userxattr,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.cache.dir()
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.cache.path(digest)
+    }
+
+    /// The layer's directory, extracted on first use.
+    pub fn ensure(&self, layer: &LayerRef) -> Result<PathBuf, BuildError> {
+        let store = self.store.clone();
+        let userxattr = self.userxattr;
+        let source = move |digest: &Digest,
+                           target: &Path|
+              -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let blob = store.open_blob(digest)?;
+            let (_, tar) =
+                drydock_layer::decompress_detect(std::io::BufReader::with_capacity(1 << 20, blob))?;
+            let opts = ApplyOptions {
+                whiteouts: Whiteouts::Overlay { userxattr },
+                ..Default::default()
+            };
+            drydock_layer::apply(tar, target, &opts)?;
+            Ok(())
+        };
+        Ok(self.cache.ensure(&layer.digest, &source)?)
+    }
+
+    /// The directories of `chain`, bottom first, extracting missing layers in parallel.
+    pub fn ensure_chain(&self, chain: &[LayerRef]) -> Result<Vec<PathBuf>, BuildError> {
+        let missing: Vec<&LayerRef> = chain
+            .iter()
+            .filter(|l| !self.cache.contains(&l.digest))
+            .collect();
+        if missing.len() > 1 {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = missing
+                    .iter()
+                    .map(|l| s.spawn(move || self.ensure(l)))
+                    .collect();
+                for h in handles {
+                    h.join()
+                        .map_err(|_| BuildError::Cache("layer extraction panicked".into()))??;
+                }
+                Ok::<(), BuildError>(())
+            })?;
+        }
+        chain.iter().map(|l| self.ensure(l)).collect()
+    }
+
+    /// Makes `dir` (an overlayfs-format upper dir holding exactly what the layer `digest`
+    /// describes, modulo unchanged copy-ups) the snapshot of that layer, unless one exists.
+    /// `dir` is moved or removed either way.
+    pub fn adopt(&self, digest: &Digest, dir: &Path) {
+        let target = self.cache.path(digest);
+        if target.is_dir() {
+            let _ = remove_tree(dir);
+            return;
+        }
+        if let Some(parent) = target.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        if fs::rename(dir, &target).is_err() {
+            let _ = remove_tree(dir);
+        }
+    }
+
+    /// Removes the snapshots whose digest `keep` rejects (cache pruning).
+    pub fn retain(&self, keep: &dyn Fn(&Digest) -> bool) -> u64 {
+        let mut removed = 0;
+        let Ok(algs) = fs::read_dir(self.cache.dir()) else {
+            return 0;
+        };
+        for alg in algs.flatten() {
+            let name = alg.file_name().to_string_lossy().into_owned();
+            if name == "tmp" {
+                let _ = remove_tree(&alg.path());
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(alg.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let d = format!("{name}:{}", e.file_name().to_string_lossy());
+                match Digest::parse(&d) {
+                    Ok(d) if keep(&d) => {}
+                    _ => {
+                        if remove_tree(&e.path()).is_ok() {
+                            removed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// Removes a tree, including directories left without write permission.
+pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            make_writable(dir);
+            fs::remove_dir_all(dir)
+        }
+    }
+}
+
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(md) = fs::symlink_metadata(dir)
+        && md.is_dir()
+    {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                make_writable(&e.path());
+            }
+        }
+    }
+}
