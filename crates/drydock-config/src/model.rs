@@ -163,6 +163,30 @@ pub struct ImageSpec {
     pub push: Option<Expression>,
 }
 
+impl ImageSpec {
+    /// An image known only by its repository (`drydock tags --image REPO` for a repository the
+    /// file does not name): metadata-action's default tags and flavor, pushed.
+    pub fn for_repository(repository: &str) -> ImageSpec {
+        let at = Span::default();
+        ImageSpec {
+            name: Spanned::new(repository.to_string(), at),
+            context: Spanned::new(".".into(), at),
+            git: None,
+            dockerfile: Spanned::new("Dockerfile".into(), at),
+            target: None,
+            args: Vec::new(),
+            platforms: Vec::new(),
+            repositories: vec![Spanned::new(repository.to_string(), at)],
+            tags: None,
+            tags_spec: TagsSpec::default_rules(),
+            flavor: None,
+            flavor_spec: Flavor::default(),
+            labels: Vec::new(),
+            push: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SecretAllow {
     pub branches: Option<Patterns>,

@@ -873,6 +873,8 @@ fn job(cx: &mut Cx<'_>, name: &Scalar, node: &Node) -> Job {
     };
     let what = format!("jobs.{}", name.value);
     let mut saw_steps = false;
+    // Steps written (a step with an error is still written: no "no steps" on top of it).
+    let mut steps_written = 0;
     for (k, v) in cx.map(node, keys::JOB, &format!("job `{}`", name.value)) {
         match k.value.as_str() {
             "image" => j.image = cx.expression(v, "image", CTX_JOB),
@@ -888,6 +890,7 @@ fn job(cx: &mut Cx<'_>, name: &Scalar, node: &Node) -> Job {
                 saw_steps = true;
                 match v {
                     Node::Seq(items, _) => {
+                        steps_written += items.len();
                         for item in items {
                             if let Some(s) = step(cx, item) {
                                 j.steps.push(s);
@@ -932,7 +935,7 @@ fn job(cx: &mut Cx<'_>, name: &Scalar, node: &Node) -> Job {
             _ => {}
         }
     }
-    if !saw_steps || j.steps.is_empty() {
+    if !saw_steps || steps_written == 0 {
         cx.err(
             Diagnostic::error(format!("job `{}` has no steps", name.value), name.span)
                 .with_code("no-steps")

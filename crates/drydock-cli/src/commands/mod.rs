@@ -22,6 +22,7 @@ mod rmi;
 mod sandbox;
 mod tag;
 mod tags;
+mod validate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,8 +60,10 @@ pub enum Command {
     Push(push::Args),
     /// Pull an image from a registry into the local store.
     Pull(pull::Args),
-    /// Registry tags (`tags list REPO`).
+    /// Tags and labels a run would push (`tags --image NAME`), or a registry's tags (`tags list REPO`).
     Tags(tags::Args),
+    /// Check drydock.yml: every error with file:line:col and a caret.
+    Validate(validate::Args),
     /// Save registry credentials after checking them.
     Login(login::Args),
     /// Remove saved registry credentials.
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(a) => push::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Tags(a) => tags::run(a),
+        Command::Validate(a) => validate::run(a),
         Command::Login(a) => login::run(a),
         Command::Logout(a) => logout::run(a),
         Command::Registry(a) => registry::run(a),
