@@ -18,6 +18,7 @@
 //! - [`images`]: the builder, tag and registry seams, and `images.NAME` state.
 //! - [`secrets`], [`workspace`], [`dag`]: the rules, each testable on its own.
 
+mod builder;
 mod cancel;
 mod ctx;
 pub mod dag;
