@@ -93,8 +93,61 @@ impl Changes {
 impl Drop for Changes {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = remove_tree(&self.run_dir);
+            discard(&self.run_dir);
         }
+    }
+}
+
+/// Throws a run directory away without waiting for the deletion: it is renamed into
+/// `<state>/trash/` (one metadata operation) and deleted by a background thread. Trash left by
+/// a process that exited first is swept by the next process that discards something there.
+pub(crate) fn discard(run_dir: &Path) {
+    use std::sync::mpsc::{Sender, channel};
+    use std::sync::{Mutex, OnceLock};
+    static SWEEPER: OnceLock<Mutex<Sender<PathBuf>>> = OnceLock::new();
+
+    let (Some(parent), Some(name)) = (run_dir.parent(), run_dir.file_name()) else {
+        let _ = remove_tree(run_dir);
+        return;
+    };
+    let trash = parent.join("trash");
+    let _ = fs::create_dir(&trash);
+    let target = trash.join(name);
+    if fs::rename(run_dir, &target).is_err() {
+        let _ = remove_tree(run_dir);
+        return;
+    }
+    let sender = SWEEPER.get_or_init(|| {
+        let (tx, rx) = channel::<PathBuf>();
+        // If no thread can be spawned the receiver is dropped, sends fail, and deletion happens
+        // inline below.
+        let _ = std::thread::Builder::new()
+            .name("drydock-sandbox-sweeper".into())
+            .spawn(move || {
+                let mut swept: Vec<PathBuf> = Vec::new();
+                for path in rx {
+                    let _ = remove_tree(&path);
+                    // Once per trash dir: what earlier processes left there.
+                    if let Some(dir) = path.parent()
+                        && !swept.iter().any(|d| d == dir)
+                    {
+                        swept.push(dir.to_path_buf());
+                        if let Ok(rd) = fs::read_dir(dir) {
+                            for e in rd.flatten() {
+                                let _ = remove_tree(&e.path());
+                            }
+                        }
+                    }
+                }
+            });
+        Mutex::new(tx)
+    });
+    let sent = sender
+        .lock()
+        .map(|tx| tx.send(target.clone()).is_ok())
+        .unwrap_or(false);
+    if !sent {
+        let _ = remove_tree(&target);
     }
 }
 

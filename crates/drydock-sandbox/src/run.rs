@@ -506,7 +506,7 @@ struct RunDirGuard {
 impl Drop for RunDirGuard {
     fn drop(&mut self) {
         if let Some(d) = &self.dir {
-            let _ = changes::remove_tree(d);
+            changes::discard(d);
         }
     }
 }

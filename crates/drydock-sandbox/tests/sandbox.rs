@@ -24,8 +24,9 @@ fn runs_a_command_and_reports_its_exit_code_and_output() {
     assert_eq!(text(&o.stdout), "out\n");
     assert_eq!(text(&o.stderr), "err\n");
     assert!(!o.timed_out);
-    // The run directory is gone when changes are not kept.
-    assert_eq!(fs::read_dir(&f.state).unwrap().count(), 0);
+    // The run directory is gone (into the trash, deleted in the background) when changes are
+    // not kept.
+    assert_eq!(run_dirs(&f.state), Vec::<String>::new());
 }
 
 #[test]
@@ -378,8 +379,8 @@ fn assert_nothing_left(marker: &str, run_id: &str, state: &Path) {
         "cgroups left behind"
     );
     assert_eq!(
-        fs::read_dir(state).map(|d| d.count()).unwrap_or(0),
-        0,
+        run_dirs(state),
+        Vec::<String>::new(),
         "run directories left behind"
     );
 }
@@ -403,12 +404,9 @@ fn a_fork_bomb_is_stopped_by_the_pids_limit_and_the_timeout() {
     };
     s.timeout = Some(Duration::from_secs(3));
     let o = run(s).unwrap();
-    // Either the timeout fires, or the memory limit's OOM killer takes the main shell first.
-    assert!(
-        o.timed_out || o.status == ExitStatus::Signaled(9),
-        "{:?}",
-        o.status
-    );
+    // The timeout fires, or a limit stops the main shell first (the OOM killer, or a failed fork
+    // under the pids limit); either way the whole tree must be gone.
+    assert!(o.timed_out || !o.status.success(), "{:?}", o.status);
     assert!(o.warnings.is_empty(), "{:?}", o.warnings);
     assert_nothing_left(&marker, &o.run_id, &f.state);
 }

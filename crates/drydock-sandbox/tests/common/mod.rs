@@ -208,3 +208,15 @@ pub fn scan(dir: &Path, needle: &[u8]) -> (Vec<String>, bool) {
     paths.sort();
     (paths, found)
 }
+
+/// The run directories (not the trash being swept) under a state dir.
+pub fn run_dirs(state: &Path) -> Vec<String> {
+    fs::read_dir(state)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("run-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
