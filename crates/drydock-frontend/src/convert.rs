@@ -299,6 +299,10 @@ impl<'a> Converter<'a> {
         if config.env_get("PATH").is_none() {
             config.env_set("PATH", DEFAULT_PATH);
         }
+        // BuildKit records the root as the working directory when the base has none.
+        if config.config.working_dir.is_empty() {
+            config.config.working_dir = "/".into();
+        }
         let triggers = std::mem::take(&mut config.config.on_build);
         let env: Vec<(String, String)> = config
             .config
