@@ -20,6 +20,25 @@
 //! - [`cron`]: five-field cron with `next_after` in a fixed-offset zone.
 //! - [`glob`]: GitHub filter patterns.
 //! - [`schema`]: the JSON Schema (`schema/drydock.schema.json`).
+//!
+//! Decisions (where the design is silent):
+//! - Per-job filters: a job may have its own `on:` (same syntax as the top level); a job whose
+//!   `on` does not accept the event is skipped with the reason `filtered: ...`.
+//! - `push` filters follow GitHub: with only tag filters a branch push does not run (and the
+//!   reverse); `branches` and `branches-ignore` may be combined (the design's example does);
+//!   in a list the last matching pattern decides (`!` excludes); `paths` filters are not
+//!   evaluated for tag pushes and run when the changed files are unknown.
+//! - Manual runs need `manual:` (or `workflow_dispatch:`) in `on`; the default `on` is push
+//!   (any branch or tag) and pull_request.
+//! - Secret groups: pull requests from forks never get secrets; `allow.branches` is checked
+//!   against the branch whose code runs (a pull request's head branch), so a pull request into
+//!   `main` does not get a group allowed on `main`.
+//! - Cron: when both day fields are restricted a day matching either runs; a day field that
+//!   starts with `*` (also `*/2`) counts as unrestricted (Vixie cron). Time zones are fixed
+//!   offsets (see `drydock_tags::time`); there is no tz database.
+//! - Expressions are checked against the contexts available where they appear
+//!   ([`contexts`]); `secrets` in an image build arg is an error with a hint to use
+//!   `--secret`.
 
 pub mod cron;
 mod event;
