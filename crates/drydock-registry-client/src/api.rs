@@ -355,8 +355,35 @@ impl Client {
         if store.contains(digest) {
             return Ok(());
         }
+        let mut resumed = false;
+        match self
+            .pull_blob_once(store, ep, digest, size, &mut resumed)
+            .await
+        {
+            // Bytes kept from an earlier, interrupted attempt may themselves have been bad (that
+            // attempt never got to verify them): they are gone now, so start over once.
+            Err(RegistryError::DigestMismatch { .. }) if resumed => {
+                self.progress().emit(Event::Note(format!(
+                    "the partial download of {digest} kept from an earlier attempt was corrupt; downloading it again"
+                )));
+                self.pull_blob_once(store, ep, digest, size, &mut resumed)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn pull_blob_once(
+        &self,
+        store: &Store,
+        ep: &Endpoint,
+        digest: &Digest,
+        size: u64,
+        resumed: &mut bool,
+    ) -> Result<(), RegistryError> {
         let scopes = pull_scope(ep);
         let mut writer = store.writer_resumable(digest, Some(size))?;
+        *resumed = writer.offset() > 0;
         let policy = self.options().retry.clone();
         let mut failures = 0u32;
         loop {

@@ -55,6 +55,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Tags per page when listing (`?n=`); pages are followed through `Link` headers.
     pub tag_page_size: usize,
+    /// Static name resolution (`host` -> address), before DNS: split-horizon setups and tests.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for ClientOptions {
@@ -70,6 +72,7 @@ impl Default for ClientOptions {
             user_agent: format!("drydock/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: Duration::from_secs(15),
             tag_page_size: 1000,
+            resolve: Vec::new(),
         }
     }
 }
@@ -147,8 +150,11 @@ impl Client {
         // One TLS stack: rustls with ring. Installing fails harmlessly when already done.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let build = |insecure: bool| {
-            reqwest::Client::builder()
-                .user_agent(opts.user_agent.clone())
+            let mut b = reqwest::Client::builder();
+            for (host, addr) in &opts.resolve {
+                b = b.resolve(host, *addr);
+            }
+            b.user_agent(opts.user_agent.clone())
                 .connect_timeout(opts.connect_timeout)
                 .tcp_nodelay(true)
                 .pool_max_idle_per_host(opts.parallelism.max(1) * 2)
@@ -204,7 +210,8 @@ impl Client {
             Security::Insecure => vec![("https", true), ("http", false)],
         };
         let mut last_err = None;
-        for (scheme, insecure_tls) in candidates {
+        let n = candidates.len();
+        for (i, (scheme, insecure_tls)) in candidates.into_iter().enumerate() {
             let base = Url::parse(&format!("{scheme}://{}/", ep.host)).map_err(|e| {
                 RegistryError::protocol(format!("registry host {}", ep.host), e.to_string())
             })?;
@@ -213,7 +220,14 @@ impl Client {
                 insecure_tls,
                 auth: Mutex::new(HostAuth::None),
             };
-            match self.ping(&ep.host, &state).await {
+            // Only the last candidate gets retries: an HTTP server answering a TLS handshake fails
+            // at once and for good.
+            let retry = if i + 1 < n {
+                Retry::Once
+            } else {
+                Retry::Idempotent
+            };
+            match self.ping(&ep.host, &state, retry).await {
                 Ok(auth) => {
                     *state.auth.lock().expect("auth lock") = auth;
                     let state = Arc::new(state);
@@ -226,11 +240,16 @@ impl Client {
         Err(last_err.expect("at least one candidate"))
     }
 
-    async fn ping(&self, host: &str, state: &HostState) -> Result<HostAuth, RegistryError> {
+    async fn ping(
+        &self,
+        host: &str,
+        state: &HostState,
+        retry: Retry,
+    ) -> Result<HostAuth, RegistryError> {
         let url = state.base.join("v2/").expect("static path");
         let http = self.http_for(state).clone();
         let resp = self
-            .send_with_retry(host, "ping", Retry::Idempotent, || http.get(url.clone()))
+            .send_with_retry(host, "ping", retry, || http.get(url.clone()))
             .await?;
         match resp.status() {
             StatusCode::UNAUTHORIZED => Ok(auth_from_challenges(&challenges_of(resp.headers()))),

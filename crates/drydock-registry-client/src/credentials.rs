@@ -99,7 +99,12 @@ impl Credentials {
 
     /// The standard sources, from the process environment.
     pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// The standard sources, with environment variables read through `get`.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |k: &str| get(k).filter(|v| !v.is_empty());
         let env = match (
             var("DRYDOCK_REGISTRY_USER"),
             var("DRYDOCK_REGISTRY_PASSWORD"),
@@ -114,7 +119,7 @@ impl Credentials {
             explicit: BTreeMap::new(),
             env,
             registry_auth_file: var("REGISTRY_AUTH_FILE").map(PathBuf::from),
-            docker_config: Some(docker_config_path()),
+            docker_config: Some(docker_config_path_from(var)),
             containers_auth: var("XDG_RUNTIME_DIR")
                 .map(|d| PathBuf::from(d).join("containers/auth.json")),
             helper_path: None,
@@ -170,10 +175,14 @@ impl Credentials {
 
 /// `$DOCKER_CONFIG/config.json`, default `~/.docker/config.json`.
 pub fn docker_config_path() -> PathBuf {
-    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+    docker_config_path_from(|k| std::env::var(k).ok())
+}
+
+fn docker_config_path_from(get: impl Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(d) = get("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("config.json");
     }
-    let home = std::env::var_os("HOME")
+    let home = get("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".docker/config.json")
@@ -527,6 +536,37 @@ mod tests {
             })
         );
         assert_eq!(c.lookup("quay.io").unwrap(), None);
+    }
+
+    #[test]
+    fn environment_variables_for_ci() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "config.json",
+            serde_json::json!({"auths": {"file.io": {"username": "f", "password": "p"}}}),
+        );
+        let dir = d.path().to_str().unwrap().to_string();
+        let env = |only: Option<&'static str>| {
+            let dir = dir.clone();
+            Credentials::from_vars(move |k| match k {
+                "DRYDOCK_REGISTRY_USER" => Some("ci".into()),
+                "DRYDOCK_REGISTRY_PASSWORD" => Some("token".into()),
+                "DRYDOCK_REGISTRY" => only.map(str::to_string),
+                "DOCKER_CONFIG" => Some(dir.clone()),
+                _ => None,
+            })
+        };
+        let all = env(None);
+        assert_eq!(all.lookup("ghcr.io").unwrap().unwrap().username(), "ci");
+        assert_eq!(all.lookup("file.io").unwrap().unwrap().username(), "ci");
+        let one = env(Some("ghcr.io"));
+        assert_eq!(one.lookup("ghcr.io").unwrap().unwrap().username(), "ci");
+        assert_eq!(
+            one.lookup("file.io").unwrap().unwrap().username(),
+            "f",
+            "other registries use the files"
+        );
     }
 
     #[test]

@@ -24,8 +24,9 @@
 //! - `location` replaces the prefix for every request (default: the prefix itself).
 //! - `mirrors` are tried in order for pulls only, each with the prefix replaced by the mirror;
 //!   the location itself comes last. Pushes never go to mirrors.
-//! - `insecure = true` allows plain HTTP and unverified TLS for the location and the mirrors.
-//!   `localhost` and loopback addresses are plain HTTP by default, as Docker does.
+//! - `insecure = true` allows unverified TLS, then plain HTTP, for the location and the mirrors.
+//!   `localhost` and loopback addresses are plain HTTP by default (as Docker does) unless listed
+//!   as insecure, which makes them try HTTPS first.
 
 use std::path::{Path, PathBuf};
 
@@ -193,10 +194,10 @@ impl RegistriesConfig {
         } else {
             registry
         };
-        let security = if is_loopback(host) {
-            Security::Http
-        } else if insecure || self.is_insecure_host(registry) {
+        let security = if insecure || self.is_insecure_host(registry) {
             Security::Insecure
+        } else if is_loopback(host) {
+            Security::Http
         } else {
             Security::Https
         };

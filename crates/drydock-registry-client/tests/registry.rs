@@ -546,7 +546,14 @@ async fn corrupt_downloads_are_never_stored_and_interrupted_ones_resume() {
         "no name for a failed pull"
     );
 
+    // Partial downloads left by the failed pull cannot poison the next one.
+    client
+        .pull(&fresh, &direct, &Platform::host())
+        .await
+        .unwrap();
+
     // A download cut short continues with a Range request.
+    let (_d3, fresh) = common::store();
     let proxy = Proxy::start(
         reg.port,
         Faults {
@@ -566,6 +573,16 @@ async fn corrupt_downloads_are_never_stored_and_interrupted_ones_resume() {
             .unwrap()
             .iter()
             .any(|e| matches!(e, Event::Retry { .. }))
+    );
+    let gets = proxy
+        .hits()
+        .iter()
+        .filter(|h| h.starts_with("GET") && h.contains("/blobs/"))
+        .count();
+    assert!(
+        gets > image.manifest.layers().len() + 1,
+        "a second GET for the cut blob: {:?}",
+        proxy.hits()
     );
     for l in image.manifest.layers() {
         assert!(fresh.contains(&digest_of(l)));

@@ -63,6 +63,11 @@ pub const TOKEN_ISSUER: &str = "drydock-test-issuer";
 
 impl Registry {
     pub fn start(auth: Auth) -> Option<Self> {
+        Self::start_with(auth, "")
+    }
+
+    /// With more configuration under `http:` (such as `tls:`), indented by two spaces.
+    pub fn start_with(auth: Auth, http_extra: &str) -> Option<Self> {
         if !have("docker-registry") {
             return None;
         }
@@ -89,7 +94,7 @@ impl Registry {
             ),
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret\n{http_extra}{auth_yaml}",
             dir.path().join("data").display()
         );
         let cfg = dir.path().join("config.yml");
@@ -440,6 +445,10 @@ pub struct Faults {
     pub drop_download_after: Option<usize>,
     /// Answer manifest GETs with a Docker schema1 manifest.
     pub schema1_manifests: bool,
+    /// Add Docker Hub's rate-limit headers (3 of 100 left) to every response.
+    pub low_rate_limit: bool,
+    /// Add `OCI-Chunk-Min-Length` to the answers that start uploads.
+    pub chunk_min_length: Option<u64>,
 }
 
 /// A fault-injecting HTTP proxy in front of a registry: one request per connection (it adds
@@ -556,15 +565,11 @@ async fn proxy_one(
             _ => None,
         }
     };
-    let drop_download = {
-        let mut f = faults.lock().unwrap();
-        match f.drop_download_after {
-            Some(n) if method == "GET" && is_blob => {
-                f.drop_download_after = None;
-                Some(n)
-            }
-            _ => None,
-        }
+    // Consumed only when a response actually gets that long (see below).
+    let drop_download = if method == "GET" && is_blob {
+        faults.lock().unwrap().drop_download_after
+    } else {
+        None
     };
     let corrupt = method == "GET" && is_blob && faults.lock().unwrap().corrupt_blob_gets;
     let mut up = TcpStream::connect(("127.0.0.1", upstream)).await?;
@@ -614,9 +619,22 @@ async fn proxy_one(
         }
     };
     let rhead = String::from_utf8_lossy(&rbuf[..rend]).into_owned();
-    client
-        .write_all(set_connection_close(&rhead).as_bytes())
-        .await?;
+    let mut rhead = set_connection_close(&rhead);
+    let mut extra = String::new();
+    {
+        let f = faults.lock().unwrap();
+        if f.low_rate_limit {
+            extra.push_str("ratelimit-limit: 100;w=21600\r\nratelimit-remaining: 3;w=21600\r\n");
+        }
+        if let Some(n) = f.chunk_min_length
+            && method == "POST"
+            && path.contains("/blobs/uploads/")
+        {
+            extra.push_str(&format!("OCI-Chunk-Min-Length: {n}\r\n"));
+        }
+    }
+    rhead.insert_str(rhead.len() - 2, &extra);
+    client.write_all(rhead.as_bytes()).await?;
     let mut body = rbuf[rend..].to_vec();
     let mut flipped = !corrupt;
     let mut forwarded = 0usize;
@@ -628,7 +646,8 @@ async fn proxy_one(
             }
             if let Some(limit) = drop_download {
                 let room = limit.saturating_sub(forwarded);
-                if body.len() >= room {
+                if body.len() >= room && faults.lock().unwrap().drop_download_after.take().is_some()
+                {
                     client.write_all(&body[..room]).await?;
                     return Ok(());
                 }
