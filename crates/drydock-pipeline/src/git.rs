@@ -222,6 +222,16 @@ pub fn event_from_checkout(dir: &Path, over: &EventOverrides) -> Result<Event, G
     Ok(event)
 }
 
+/// The last commit that changed any of `paths` (relative to `dir`), with its time: the
+/// revision of an image built from them. `None` outside a repository or when no commit did.
+pub fn last_change(dir: &Path, paths: &[&str]) -> Option<(String, i64)> {
+    let mut args = vec!["log", "-1", "--format=%H %ct", "--"];
+    args.extend(paths.iter().copied());
+    let out = git(dir, &args).ok()?;
+    let (sha, time) = out.split_once(' ')?;
+    Some((sha.to_string(), time.trim().parse().ok()?))
+}
+
 /// `owner/name` from `https://host/owner/name(.git)` or `git@host:owner/name(.git)`.
 fn repo_name_from_url(url: &str) -> Option<String> {
     let path = if let Some((_, rest)) = url.split_once("://") {

@@ -879,6 +879,7 @@ impl JobRunner<'_> {
         &self,
         st: &State,
         spec: &crate::plan::ImageSpec,
+        event: &crate::event::Event,
     ) -> Result<crate::images::ComputedTags, String> {
         let Some(compute) = &spec.tags else {
             return Ok(crate::images::ComputedTags::default());
@@ -897,7 +898,29 @@ impl JobRunner<'_> {
                 ),
             ),
         ]);
-        compute(&v, &self.run.event).map_err(|e| format!("images.{}: tags: {e}", spec.name))
+        compute(&v, event).map_err(|e| format!("images.{}: tags: {e}", spec.name))
+    }
+
+    /// The run's event with the sha and time of the last commit that changed the image's
+    /// context and Dockerfile (when the source is a git checkout and such a commit exists).
+    fn source_event(&self, spec: &crate::plan::ImageSpec) -> Option<crate::event::Event> {
+        if !self.run.git_files_only || spec.git_context.is_some() {
+            return None;
+        }
+        let context = if spec.context.is_empty() {
+            "."
+        } else {
+            spec.context.as_str()
+        };
+        let mut paths = vec![context];
+        if let Some(d) = &spec.dockerfile {
+            paths.push(d.as_str());
+        }
+        let (sha, time) = crate::git::last_change(&self.run.source, &paths)?;
+        let mut ev = self.run.event.clone();
+        ev.sha = sha;
+        ev.commit_time = Some(time);
+        Some(ev)
     }
 
     fn build(
@@ -945,7 +968,17 @@ impl JobRunner<'_> {
                 }
             }
         }
-        let computed = self.computed_tags(st, spec)?;
+        let mut computed = self.computed_tags(st, spec, &self.run.event)?;
+        // Labels and timestamps come from the last commit that changed the image's sources, so
+        // an image whose context did not change is rebuilt from the cache byte for byte.
+        let source_event = self.source_event(spec);
+        if let Some(ev) = &source_event {
+            computed.labels = self.computed_tags(st, spec, ev)?.labels;
+        }
+        let epoch = source_event
+            .as_ref()
+            .and_then(|e| e.commit_time)
+            .or(self.run.event.commit_time);
         let mut names = Vec::new();
         for t in &computed.tags {
             names.push(Reference::parse(t).map_err(|e| format!("images.{name}: tag {t}: {e}"))?);
@@ -991,7 +1024,7 @@ impl JobRunner<'_> {
             labels: computed.labels.clone(),
             names,
             secrets: build_secrets,
-            epoch: self.run.event.commit_time,
+            epoch,
             log: &mut line_log,
             cancel: &self.run.cancel,
         })?;
@@ -1042,7 +1075,7 @@ impl JobRunner<'_> {
                 let descriptor = self.load_from_workspace(st, from)?;
                 let digest = drydock_content::graph::digest_of(&descriptor)
                     .map_err(|e| format!("push from {from}: {e}"))?;
-                let computed = self.computed_tags(st, spec)?;
+                let computed = self.computed_tags(st, spec, &self.run.event)?;
                 log.system(
                     Some(idx),
                     format!("loaded images.{name} from {from}: {digest}"),

@@ -416,3 +416,54 @@ fn a_run_can_be_cancelled() {
     assert_job(&r, &rec, "later", Status::Cancelled);
     assert_eq!(r.status, Status::Cancelled);
 }
+
+#[test]
+fn fan_out_with_branch_filters_and_a_failing_deploy() {
+    if !git_ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let yml = r#"
+jobs:
+  build:
+    steps:
+      - run: echo built
+  deploy-eu:
+    needs: [build]
+    steps:
+      - run: echo deploying eu
+  deploy-us:
+    needs: [build]
+    on:
+      push:
+        branches-ignore: ["hotfix/**"]
+    steps:
+      - run: echo deploying us
+  deploy-broken:
+    needs: [build]
+    steps:
+      - run: echo deploy fails; exit 1
+"#;
+    let repo = repo(t.path(), &[("drydock.yml", yml)]);
+    let home = Home::new();
+    let engine = home.engine(no_builder());
+    let (r, rec) = Run::new(&engine, &repo).go();
+    assert_job(&r, &rec, "build", Status::Success);
+    assert_job(&r, &rec, "deploy-eu", Status::Success);
+    assert_job(&r, &rec, "deploy-us", Status::Success);
+    assert_job(&r, &rec, "deploy-broken", Status::Failure);
+    assert_eq!(r.status, Status::Failure);
+    assert_eq!(r.reason.as_deref(), Some("job deploy-broken failed"));
+
+    git(&repo, &["checkout", "-q", "-b", "hotfix/urgent"]);
+    let (r, rec) = Run::new(&engine, &repo).go();
+    assert_job(&r, &rec, "build", Status::Success);
+    assert_job(&r, &rec, "deploy-eu", Status::Success);
+    assert_job(&r, &rec, "deploy-us", Status::Skipped);
+    let reason = r.job("deploy-us").unwrap().reason.clone().unwrap();
+    assert!(
+        reason.starts_with("filtered: ") && reason.contains("hotfix/urgent"),
+        "{reason}"
+    );
+    assert!(!rec.text().contains("deploying us"));
+}
