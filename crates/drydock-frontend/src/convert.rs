@@ -627,14 +627,14 @@ impl<'a> Converter<'a> {
             Command::Cmd(c) => {
                 let args = self.cmdline(st, c);
                 self.commit(st, format!("CMD {}", go_quote_list(&args)), false);
-                st.config.config.args_escaped |= !c.is_exec() && st.config.config.shell.is_empty();
+                // BuildKit sets this on every CMD (and never on ENTRYPOINT).
+                st.config.config.args_escaped = true;
                 st.config.config.cmd = Some(args);
                 st.cmd_set = true;
             }
             Command::Entrypoint(c) => {
                 let args = self.cmdline(st, c);
                 self.commit(st, format!("ENTRYPOINT {}", go_quote_list(&args)), false);
-                st.config.config.args_escaped |= !c.is_exec() && st.config.config.shell.is_empty();
                 st.config.config.entrypoint = Some(args);
                 if !st.cmd_set {
                     st.config.config.cmd = None;
