@@ -29,6 +29,10 @@ for e in "github.ref == 'refs/heads/main'" "\${{ contains(github.event.labels.*.
   printf '%s' "$e" > "corpus/expr_eval/seed-$i"
   i=$((i + 1))
 done
+mkdir -p corpus/config_parse
+for f in ../crates/drydock-config/tests/fixtures/*/*.yml; do
+  cp -f "$f" "corpus/config_parse/$(basename "$(dirname "$f")")-$(basename "$f")"
+done
 targets="$(cargo fuzz list)"
 for target in $targets; do
   cargo fuzz build "$target"
