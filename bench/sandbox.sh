@@ -17,7 +17,7 @@ for tool in busybox runc; do
 done
 N="${SANDBOX_RUNS:-50}"
 ND="${SANDBOX_DOCKER_RUNS:-20}"
-cargo build --profile bench-fast --quiet -p drydock-sandbox -p drydock-cli
+[ -n "${SANDBOX_BENCH_NO_BUILD:-}" ] || cargo build --profile bench-fast --quiet -p drydock-sandbox -p drydock-cli
 helper=$PWD/target/bench-fast/drydock-sandbox-init
 drydock=$PWD/target/bench-fast/drydock
 docker=/usr/bin/docker # /usr/local/bin/docker is another client
@@ -25,6 +25,7 @@ docker=/usr/bin/docker # /usr/local/bin/docker is another client
 work=$(mktemp -d /var/tmp/drydock-bench-sandbox.XXXXXX)
 dockerd_pid=""
 cleanup() {
+  "$docker" rm -f drydock-bench-10k-c >/dev/null 2>&1 || true
   "$docker" rmi -f drydock-bench-bb drydock-bench-10k >/dev/null 2>&1 || true
   [ -n "$dockerd_pid" ] && kill "$dockerd_pid" 2>/dev/null || true
   rm -rf "$work"
@@ -79,11 +80,24 @@ printf 'start-to-exit of `true` in busybox, median of %d (docker %d), %d cores\n
 "$drydock" sandbox run --rootfs "$rootfs" --state "$state" -- /bin/true
 runc run --bundle "$bundle" drydock-bench-warm >/dev/null
 
-d_cli=$(timed "$N" "$drydock" sandbox run --rootfs "$rootfs" --state "$state" -- /bin/true)
-h_cli=$(timed "$N" "$helper" run --rootfs "$rootfs" --state "$state" --quiet -- /bin/true)
-lib_drydock=$(DRYDOCK_SANDBOX_INIT=$drydock "$helper" run --rootfs "$rootfs" --state "$state" --quiet --bench "$N" -- /bin/true | median)
-lib_helper=$("$helper" run --rootfs "$rootfs" --state "$state" --quiet --bench "$N" -- /bin/true | median)
-runc_t=$(timed "$N" runc run --bundle "$bundle" drydock-bench)
+# Interleaved: every round runs each contender once, so load from other work on a shared
+# machine falls on all of them alike.
+: > "$work/t.txt"
+for i in $(seq "$N"); do
+  printf 'drydock %s\n' "$("$helper" time 1 -- "$drydock" sandbox run --rootfs "$rootfs" --state "$state" -- /bin/true)" >> "$work/t.txt"
+  printf 'helper %s\n' "$("$helper" time 1 -- "$helper" run --rootfs "$rootfs" --state "$state" --quiet -- /bin/true)" >> "$work/t.txt"
+  printf 'runc %s\n' "$("$helper" time 1 -- runc run --bundle "$bundle" drydock-bench)" >> "$work/t.txt"
+  if [ "$have_docker" = 1 ] && [ "$i" -le "$ND" ]; then
+    printf 'docker %s\n' "$("$helper" time 1 -- "$docker" run --rm drydock-bench-bb /bin/true)" >> "$work/t.txt"
+  fi
+done
+pick() { awk -v k="$1" '$1 == k { print $2 }' "$work/t.txt" | median; }
+d_cli=$(pick drydock); h_cli=$(pick helper); runc_t=$(pick runc)
+# The library in one process, alternating the init binary run by run.
+DRYDOCK_SANDBOX_BENCH_INITS="$drydock:$helper" "$helper" run --rootfs "$rootfs" --state "$state" --quiet \
+  --bench $((2 * N)) -- /bin/true > "$work/lib.txt"
+lib_drydock=$(awk -v k="$drydock" '$1 == k { print $2 }' "$work/lib.txt" | median)
+lib_helper=$(awk -v k="$helper" '$1 == k { print $2 }' "$work/lib.txt" | median)
 printf '%-58s %10s\n' "contender" "median ms"
 printf '%-58s %10s\n' "drydock sandbox run (CLI, drydock re-exec'd as init)" "$(ms "$d_cli")"
 printf '%-58s %10s\n' "drydock-sandbox-init run (CLI, tiny init binary)" "$(ms "$h_cli")"
@@ -91,10 +105,12 @@ printf '%-58s %10s\n' "library run(), init = drydock binary re-exec" "$(ms "$lib
 printf '%-58s %10s\n' "library run(), init = tiny dedicated binary" "$(ms "$lib_helper")"
 printf '%-58s %10s\n' "runc run (same rootfs)" "$(ms "$runc_t")"
 if [ "$have_docker" = 1 ]; then
-  docker_t=$(timed "$ND" "$docker" run --rm drydock-bench-bb /bin/true)
+  docker_t=$(pick docker)
   printf '%-58s %10s\n' "docker run --rm (same rootfs, imported)" "$(ms "$docker_t")"
 fi
+printf 'load average: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'ratio drydock CLI / runc:   %s (target <= 0.5)\n' "$(ratio "$d_cli" "$runc_t")"
+printf 'ratio drydock library run() / runc: %s\n' "$(ratio "$lib_drydock" "$runc_t")"
 [ "$have_docker" = 1 ] && printf 'ratio drydock CLI / docker: %s (target <= 0.1)\n' "$(ratio "$d_cli" "$docker_t")"
 printf 'drydock binary sizes: drydock %s MiB, drydock-sandbox-init %s MiB\n' \
   "$(awk -v s="$(stat -c %s "$drydock")" 'BEGIN { printf "%.1f", s / 1048576 }')" \
@@ -116,6 +132,21 @@ done
 printf 'drydock: %s ms total, of which layer tar + diff ID %s ms (%s MiB)\n' "$(ms "$best_total")" "$best_layer" \
   "$(awk -v s="$(stat -c %s "$work/layer.tar")" 'BEGIN { printf "%.1f", s / 1048576 }')"
 if [ "$have_docker" = 1 ]; then
+  # docker's equivalent of producing the layer: commit of the container that ran the step.
+  best_commit=""
+  for _ in 1 2 3; do
+    "$docker" rm -f drydock-bench-10k-c >/dev/null 2>&1 || true
+    "$docker" run --name drydock-bench-10k-c drydock-bench-bb /bin/sh -c "$script"
+    t0=$(date +%s%N)
+    "$docker" commit drydock-bench-10k-c drydock-bench-10k >/dev/null
+    t1=$(date +%s%N)
+    "$docker" rm -f drydock-bench-10k-c >/dev/null
+    "$docker" rmi -f drydock-bench-10k >/dev/null
+    c=$(( (t1 - t0) / 1000 ))
+    if [ -z "$best_commit" ] || [ "$c" -lt "$best_commit" ]; then best_commit=$c; fi
+  done
+  printf 'docker commit of the same change (layer only): %s ms\n' "$(ms "$best_commit")"
+  printf 'ratio drydock layer / docker commit: %s\n' "$(ratio "$((best_layer * 1000))" "$best_commit")"
   mkdir -p "$work/ctx"
   printf 'FROM drydock-bench-bb\nRUN %s\n' "$script" > "$work/ctx/Dockerfile"
   best_docker=""
@@ -126,6 +157,6 @@ if [ "$have_docker" = 1 ]; then
     d=$(( (t1 - t0) / 1000 ))
     if [ -z "$best_docker" ] || [ "$d" -lt "$best_docker" ]; then best_docker=$d; fi
   done
-  printf 'docker build (legacy builder, same RUN): %s ms\n' "$(ms "$best_docker")"
-  printf 'ratio drydock / docker build: %s\n' "$(ratio "$best_total" "$best_docker")"
+  printf 'docker build (legacy builder, same RUN, command + commit): %s ms\n' "$(ms "$best_docker")"
+  printf 'ratio drydock (command + layer) / docker build: %s\n' "$(ratio "$best_total" "$best_docker")"
 fi

@@ -240,14 +240,27 @@ fn run_cmd(args: &[String]) -> Result<i32, String> {
         spec
     };
     if let Some(n) = bench {
-        for _ in 0..n {
+        // DRYDOCK_SANDBOX_BENCH_INITS=A:B alternates the init binary run by run (interleaved,
+        // so load changes on a shared machine hit both alike) and labels each line.
+        let inits: Vec<PathBuf> = std::env::var("DRYDOCK_SANDBOX_BENCH_INITS")
+            .map(|v| v.split(':').map(PathBuf::from).collect())
+            .unwrap_or_default();
+        for i in 0..n {
+            let mut spec = make();
+            let label = if inits.is_empty() {
+                String::new()
+            } else {
+                let init = &inits[i % inits.len()];
+                spec.init_binary = Some(init.clone());
+                format!("{} ", init.display())
+            };
             let t = std::time::Instant::now();
-            let o = run(make()).map_err(|e| e.to_string())?;
+            let o = run(spec).map_err(|e| e.to_string())?;
             let us = t.elapsed().as_micros();
             if !o.status.success() {
                 return Err(format!("benchmark command failed: {}", o.status));
             }
-            println!("{us}");
+            println!("{label}{us}");
         }
         return Ok(0);
     }
