@@ -391,6 +391,68 @@ async fn bearer_tokens_with_password_refresh_token_anonymous_and_mount() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_scope_fetches_a_token_with_the_scopes_asked_for() {
+    let Some(t) = token_registry().await else {
+        return;
+    };
+    let (_d, store) = store();
+    let top = small_image(&store, "scope:1", 10_000, 12);
+    let (mut o, _) = opts();
+    o.credentials.insert(
+        &t.reg.host(),
+        Credential::Basic {
+            username: "bob".into(),
+            password: "hunter2".into(),
+        },
+    );
+    let client = Client::new(o.clone()).unwrap();
+    client
+        .push(
+            &store,
+            &top,
+            &[r(&format!("{}/public/scope:1", t.reg.host()))],
+            &PushOptions::default(),
+        )
+        .await
+        .unwrap();
+    let challenge = format!(
+        r#"Bearer realm="{}",service="{TOKEN_SERVICE}",scope="repository:public/scope:pull repository:public/extra:pull",error="insufficient_scope""#,
+        t.tokens.realm()
+    );
+    let proxy = Proxy::start(
+        t.reg.port,
+        Faults {
+            challenge_once: Some(challenge),
+            ..Default::default()
+        },
+    )
+    .await;
+    o.credentials.insert(
+        &proxy.host(),
+        Credential::Basic {
+            username: "bob".into(),
+            password: "hunter2".into(),
+        },
+    );
+    let client = Client::new(o).unwrap();
+    let resolved = client
+        .resolve(
+            &r(&format!("{}/public/scope:1", proxy.host())),
+            &Platform::host(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved.top_digest, digest_of(&top));
+    let log = t.tokens.log.lines();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("repository:public/extra:pull")
+                && l.contains("repository:public/scope:pull")),
+        "re-authenticated with the union of scopes: {log:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_between_registries_streams_blobs() {
     let Some(a) = Registry::start(Auth::Anonymous) else {
         return;

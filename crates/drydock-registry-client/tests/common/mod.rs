@@ -449,6 +449,8 @@ pub struct Faults {
     pub low_rate_limit: bool,
     /// Add `OCI-Chunk-Min-Length` to the answers that start uploads.
     pub chunk_min_length: Option<u64>,
+    /// Answer the first manifest GET with 401 and this `WWW-Authenticate` value.
+    pub challenge_once: Option<String>,
 }
 
 /// A fault-injecting HTTP proxy in front of a registry: one request per connection (it adds
@@ -527,6 +529,11 @@ async fn proxy_one(
         } else if is_blob && f.server_error {
             f.server_error = false;
             Some("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string())
+        } else if f.challenge_once.is_some() && method == "GET" && path.contains("/manifests/") {
+            let c = f.challenge_once.take().unwrap_or_default();
+            Some(format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {c}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ))
         } else if f.schema1_manifests && method == "GET" && path.contains("/manifests/") {
             let body = r#"{"schemaVersion":1,"name":"x","tag":"latest","architecture":"amd64","fsLayers":[],"history":[]}"#;
             Some(format!(
