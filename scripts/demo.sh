@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-system.sh
-cargo build --locked --bin drydock
+cargo build --bin drydock
 drydock=$PWD/target/debug/drydock
 
 export DRYDOCK_HOME="${DRYDOCK_HOME:-$(mktemp -d)/drydock}"

@@ -8,9 +8,9 @@ export CI="${CI:-true}"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo nextest"
-cargo nextest run --workspace --locked --profile ci
+cargo nextest run --workspace --profile ci
 if [ -x fuzz/run-short.sh ]; then
   echo "== fuzz (bounded)"
   fuzz/run-short.sh "${FUZZ_SECONDS:-20}"
