@@ -116,11 +116,12 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, String>
                     blobs.push(d);
                 }
             }
-            let artifact_type = raw.artifact_type.clone().or_else(|| {
-                // An artifact without artifactType is typed by its config (spec "referrers").
-                Some(config.media_type.clone())
-                    .filter(|m| m != media_type::OCI_CONFIG && m != media_type::DOCKER_CONFIG)
-            });
+            // Spec (listing referrers): without artifactType, a manifest's artifact type is its
+            // config's media type.
+            let artifact_type = raw
+                .artifact_type
+                .clone()
+                .or_else(|| Some(config.media_type.clone()));
             Ok(Parsed {
                 media_type,
                 is_index: false,

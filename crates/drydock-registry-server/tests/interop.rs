@@ -423,3 +423,91 @@ fn docker_login_push_pull() {
     );
     let _ = run(d().args(["rmi", &local]));
 }
+
+/// TLS from PEM files (rustls with ring): curl and skopeo over HTTPS.
+#[test]
+fn tls_from_cert_and_key_files() {
+    if !have_tool("openssl") || !have_tool("curl") || !have_tool("skopeo") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (cert, key) = (work.path().join("cert.pem"), work.path().join("key.pem"));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null()),
+    );
+    let storage = work.path().join("storage");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let files = drydock_registry_server::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let mut cfg = drydock_registry_server::RegistryConfig::new(storage);
+            cfg.gc_interval = None;
+            let reg = drydock_registry_server::Registry::open(cfg).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let opts = drydock_registry_server::ServeOptions { tls: Some(files) };
+            drydock_registry_server::serve(reg, listener, opts, std::future::pending())
+                .await
+                .unwrap();
+        });
+    });
+    let addr = rx.recv().unwrap();
+    let out = run_ok(
+        Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(&cert)
+            .arg(format!("https://{addr}/v2/")),
+    );
+    assert_eq!(out, "{}");
+    // plain HTTP on the TLS port is refused
+    let out = run(Command::new("curl")
+        .args(["-s", "-m", "5"])
+        .arg(format!("http://{addr}/v2/")));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("{}"));
+    oci_layout(work.path(), "v1", "over tls\n");
+    let certs = work.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(&cert, certs.join("ca.crt")).unwrap();
+    run_ok(
+        skopeo()
+            .arg("copy")
+            .arg("--dest-cert-dir")
+            .arg(&certs)
+            .arg(format!("oci:{}:v1", work.path().join("layout").display()))
+            .arg(format!("docker://{addr}/tls/app:v1")),
+    );
+    let tags = run_ok(
+        skopeo()
+            .arg("list-tags")
+            .arg("--cert-dir")
+            .arg(&certs)
+            .arg(format!("docker://{addr}/tls/app")),
+    );
+    assert!(tags.contains("v1"), "{tags}");
+}
