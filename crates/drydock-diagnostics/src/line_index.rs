@@ -17,7 +17,10 @@ impl LineIndex {
     pub fn new(text: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { starts, len: text.len() }
+        Self {
+            starts,
+            len: text.len(),
+        }
     }
 
     /// 0-based line number containing `offset` (offsets past the end clamp to the last line).
@@ -48,7 +51,10 @@ impl LineIndex {
         let line = self.line_of(offset);
         let start = self.starts[line];
         let col = text.get(start..offset).map_or(0, |s| s.chars().count()) + 1;
-        LineCol { line: line + 1, col }
+        LineCol {
+            line: line + 1,
+            col,
+        }
     }
 
     pub fn line_count(&self) -> usize {

@@ -42,14 +42,36 @@ fn render_into(out: &mut String, file: &str, source: &str, index: &LineIndex, d:
         None => writeln!(out, "{}: {}", d.severity.as_str(), d.message),
     };
     let gutter = pos.line.to_string().len().max(
-        d.secondary.iter().map(|l| index.line_col(source, l.span.start).line.to_string().len()).max().unwrap_or(0),
+        d.secondary
+            .iter()
+            .map(|l| index.line_col(source, l.span.start).line.to_string().len())
+            .max()
+            .unwrap_or(0),
     );
     let pad = " ".repeat(gutter);
     let _ = writeln!(out, "{pad}--> {}:{}:{}", file, pos.line, pos.col);
     let _ = writeln!(out, "{pad} |");
-    snippet(out, source, index, gutter, d.span.start, d.span.end, '^', d.label.as_deref());
+    snippet(
+        out,
+        source,
+        index,
+        gutter,
+        d.span.start,
+        d.span.end,
+        '^',
+        d.label.as_deref(),
+    );
     for label in &d.secondary {
-        snippet(out, source, index, gutter, label.span.start, label.span.end, '-', Some(&label.message));
+        snippet(
+            out,
+            source,
+            index,
+            gutter,
+            label.span.start,
+            label.span.end,
+            '-',
+            Some(&label.message),
+        );
     }
     for hint in &d.hints {
         let _ = writeln!(out, "{pad} = hint: {hint}");
@@ -73,13 +95,21 @@ fn snippet(
     let range = index.line_range(source, line);
     let text = &source[range.clone()];
     // Tabs would misalign the caret; show them as single spaces.
-    let shown: String = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    let shown: String = text
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .collect();
     let _ = writeln!(out, "{:>gutter$} | {}", line + 1, shown.trim_end());
     let col = source[range.start..start.max(range.start)].chars().count();
     // A span running past the end of its first line is underlined to the end of that line.
     let stop = end.min(range.end).max(start);
     let width = source[start.min(range.end)..stop].chars().count().max(1);
-    let mut caret = format!("{:gutter$} | {}{}", "", " ".repeat(col), mark.to_string().repeat(width));
+    let mut caret = format!(
+        "{:gutter$} | {}{}",
+        "",
+        " ".repeat(col),
+        mark.to_string().repeat(width)
+    );
     if let Some(label) = label.filter(|l| !l.is_empty()) {
         caret.push(' ');
         caret.push_str(label);
@@ -124,6 +154,9 @@ mod tests {
         let d = Diagnostic::error("duplicate stage name 'x'", Span::new(22, 23))
             .with_secondary(Span::new(10, 11), "first defined here");
         let out = render("Dockerfile", src, &d);
-        assert!(out.contains("1 | FROM a AS x\n  |           - first defined here"), "{out}");
+        assert!(
+            out.contains("1 | FROM a AS x\n  |           - first defined here"),
+            "{out}"
+        );
     }
 }

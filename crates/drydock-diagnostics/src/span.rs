@@ -13,12 +13,22 @@ pub struct Span {
 impl Span {
     pub const fn new(start: usize, end: usize) -> Self {
         // A reversed span is a caller bug, but diagnostics must never panic: normalise instead.
-        if start <= end { Self { start, end } } else { Self { start: end, end: start } }
+        if start <= end {
+            Self { start, end }
+        } else {
+            Self {
+                start: end,
+                end: start,
+            }
+        }
     }
 
     /// An empty span at `offset`, for "expected something here" diagnostics.
     pub const fn point(offset: usize) -> Self {
-        Self { start: offset, end: offset }
+        Self {
+            start: offset,
+            end: offset,
+        }
     }
 
     pub const fn len(&self) -> usize {
@@ -31,12 +41,18 @@ impl Span {
 
     /// The smallest span covering both.
     pub fn cover(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     /// Shift by `offset`, for spans computed inside a substring.
     pub const fn offset(self, offset: usize) -> Span {
-        Span { start: self.start + offset, end: self.end + offset }
+        Span {
+            start: self.start + offset,
+            end: self.end + offset,
+        }
     }
 
     pub fn range(self) -> Range<usize> {
