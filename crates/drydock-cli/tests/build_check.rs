@@ -98,13 +98,28 @@ fn check_json_uses_dockerfile_specific_ignore_file_and_build_args() {
 }
 
 #[test]
-fn build_without_check_is_not_available_yet() {
+fn check_runs_nothing_and_needs_no_store() {
+    // --check must work without a drydock home or any image: it only reads files.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-    let (code, _, stderr) = drydock(dir.path(), &["build", "."]);
-    assert_eq!(code, 2);
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM alpine\nRUN touch /should-not-run\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_drydock"))
+        .current_dir(dir.path())
+        .env("DRYDOCK_HOME", dir.path().join("no-such-home"))
+        .args(["build", "--check", "."])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        stderr.contains("image building is not available yet; use --check"),
-        "{stderr}"
+        !dir.path().join("no-such-home").exists(),
+        "--check must not create state"
     );
 }
