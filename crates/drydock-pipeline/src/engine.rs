@@ -47,6 +47,9 @@ pub struct EngineConfig {
     pub keep_workspaces: bool,
     /// The platform of job, service and built images.
     pub platform: Platform,
+    /// The `drydock` binary, put on the `PATH` of host-shell steps (as `drydock`) so they can
+    /// call it (`drydock copy local:... oci:...`).
+    pub drydock_binary: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -59,6 +62,7 @@ impl EngineConfig {
             init_binary: None,
             keep_workspaces: false,
             platform: Platform::host(),
+            drydock_binary: None,
         }
     }
 }
@@ -264,6 +268,16 @@ impl Engine {
                         .is_some_and(|r| r.starts_with("filtered"));
                 jobs.push(f.result.clone());
                 for img in f.images.values() {
+                    // One entry per image and digest, in its final state (built by one job,
+                    // pushed by a later one).
+                    if let Some(pos) = images.iter().position(|i: &ImageResult| {
+                        i.image == img.name && i.digest == img.digest.to_string()
+                    }) {
+                        if images[pos].pushed && !img.pushed {
+                            continue;
+                        }
+                        images.remove(pos);
+                    }
                     images.push(ImageResult {
                         image: img.name.clone(),
                         job: img.job.clone(),
@@ -362,6 +376,18 @@ impl Engine {
             workspace::copy_tree(&run.source, &source, true).map_err(|e| ws_err(e, &run.source))?;
         }
 
+        // `drydock` on the PATH of host-shell steps.
+        let bin_dir = match &self.cfg.drydock_binary {
+            Some(b) => {
+                let dir = run_dir.join("bin");
+                std::fs::create_dir_all(&dir).map_err(|e| ws_err(e, &dir))?;
+                let link = dir.join("drydock");
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(b, &link).map_err(|e| ws_err(e, &link))?;
+                Some(dir)
+            }
+            None => None,
+        };
         let masker = secrets::masker(&run.secrets);
         let secret_keys = secrets::all_keys(pipeline);
         let sbx = SandboxEnv {
@@ -420,6 +446,7 @@ impl Engine {
                                     masker: &masker,
                                     secret_keys: &secret_keys,
                                     sbx: &sbx,
+                                    bin_dir: bin_dir.as_deref(),
                                 };
                                 slots[i] = Slot::Running;
                                 running += 1;

@@ -52,6 +52,8 @@ pub(crate) struct JobRunner<'a> {
     pub masker: &'a Masker,
     pub secret_keys: &'a [String],
     pub sbx: &'a SandboxEnv,
+    /// A directory holding `drydock`, put first on the `PATH` of host-shell steps.
+    pub bin_dir: Option<&'a Path>,
 }
 
 struct StepEnd {
@@ -217,9 +219,6 @@ impl JobRunner<'_> {
             None => (Status::Success, None, false),
         };
         let reason = reason.map(|r| self.masker.mask(&r));
-        if let Some(r) = &reason {
-            log.system(None, format!("job {}: {r}", status_word(status)));
-        }
         // Images this job built or pushed, with why they were not pushed.
         let mut own = BTreeMap::new();
         for name in &st.touched {
@@ -612,6 +611,10 @@ impl JobRunner<'_> {
                     continue;
                 }
                 set(&mut env, &k, v);
+            }
+            if let Some(dir) = self.bin_dir {
+                let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+                set(&mut env, "PATH", format!("{}:{path}", dir.display()));
             }
         }
         let (ws, ctl) = if sandboxed {

@@ -14,11 +14,14 @@ mod inspect;
 mod kit;
 mod login;
 mod logout;
+mod logs;
 mod pull;
 mod push;
 mod registry;
 mod remote;
 mod rmi;
+mod run;
+mod runs;
 mod sandbox;
 mod tag;
 mod tags;
@@ -64,6 +67,12 @@ pub enum Command {
     Tags(tags::Args),
     /// Check drydock.yml: every error with file:line:col and a caret.
     Validate(validate::Args),
+    /// Run the pipeline of a repository (drydock.yml) locally.
+    Run(run::Args),
+    /// List recorded runs.
+    Runs(runs::Args),
+    /// Print the logs of a recorded run.
+    Logs(logs::Args),
     /// Save registry credentials after checking them.
     Login(login::Args),
     /// Remove saved registry credentials.
@@ -90,6 +99,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(a) => pull::run(a),
         Command::Tags(a) => tags::run(a),
         Command::Validate(a) => validate::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Runs(a) => runs::run(a),
+        Command::Logs(a) => logs::run(a),
         Command::Login(a) => login::run(a),
         Command::Logout(a) => logout::run(a),
         Command::Registry(a) => registry::run(a),
