@@ -540,8 +540,7 @@ async fn proxy_one(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.distribution.manifest.v1+prettyjws\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             ))
-        } else if is_blob && method == "GET" && f.redirect_blobs_to.is_some() {
-            let port = f.redirect_blobs_to.unwrap();
+        } else if let Some(port) = f.redirect_blobs_to.filter(|_| is_blob && method == "GET") {
             Some(format!(
                 "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:{port}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             ))
