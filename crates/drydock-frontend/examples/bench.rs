@@ -1,5 +1,5 @@
 //! Parse + check + plan timing: a generated 2,000-line Dockerfile and the 50 largest
-//! Dockerfiles of the test corpus. Prints time per file and per 100 lines; no assertions.
+//! Dockerfiles of the test corpus. Prints the fastest of N runs per file and per 100 lines.
 //!
 //! `cargo run --profile bench-fast -p drydock-frontend --example bench [ITERATIONS]`
 
@@ -46,13 +46,16 @@ fn time_one(src: &str, iterations: u32) -> (Duration, usize, usize) {
     let opts = BuildOptions::new(Platform::parse("linux/amd64").expect("platform"));
     let mut ops = 0;
     let mut diags = 0;
-    let start = Instant::now();
+    // The fastest run: on a shared machine the minimum is the least disturbed figure.
+    let mut best = Duration::MAX;
     for _ in 0..iterations {
+        let start = Instant::now();
         let report = drydock_frontend::check(src, &opts);
+        best = best.min(start.elapsed());
         ops = report.plan.as_ref().map_or(0, |p| p.ops.len());
         diags = report.diagnostics.len();
     }
-    (start.elapsed() / iterations, ops, diags)
+    (best, ops, diags)
 }
 
 fn main() {
@@ -63,12 +66,13 @@ fn main() {
     let generated = generate(2000);
     let lines = generated.lines().count();
     let (t, ops, _) = time_one(&generated, iterations);
-    let start = Instant::now();
+    let mut parse = Duration::MAX;
     for _ in 0..iterations {
+        let start = Instant::now();
         let df = drydock_dockerfile::parse(&generated);
+        parse = parse.min(start.elapsed());
         assert!(!df.instructions.is_empty());
     }
-    let parse = start.elapsed() / iterations;
     println!(
         "generated: parse only {:.3} ms ({:.1} µs per 100 lines)",
         parse.as_secs_f64() * 1e3,
