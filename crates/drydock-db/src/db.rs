@@ -29,7 +29,7 @@ fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: &str) -> rusqlite::R
     })
 }
 
-fn run_row(row: &Row<'_>) -> rusqlite::Result<Run> {
+pub(crate) fn run_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     Ok(Run {
         id: row.get("id")?,
         project: row.get("project")?,
@@ -126,7 +126,7 @@ impl Db {
         &self.path
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves a consistent SQLite connection (statements are
         // atomic), so a poisoned lock is safe to keep using.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

@@ -6,6 +6,8 @@
 //!
 //! - [`Db`]: open (creating and migrating), and every query, grouped by table.
 //! - [`model`]: the rows ([`Run`], [`Job`], [`Step`], [`LogLine`], [`RunImage`]) and statuses.
+//! - [`server`]: the tables of `drydock serve` (projects, sealed secrets, deliveries, the
+//!   queue's run facts, schedules, chains, users, API tokens, sessions, watched images).
 //!
 //! Secrets never reach this crate in plaintext: callers mask log lines before appending them.
 
@@ -13,7 +15,9 @@ mod db;
 mod error;
 pub mod model;
 mod schema;
+pub mod server;
 
 pub use db::Db;
 pub use error::DbError;
 pub use model::{Job, LogLine, NewRun, Run, RunDetail, RunImage, Status, Step};
+pub use server::{ApiToken, Chain, Project, RunMeta, User};
