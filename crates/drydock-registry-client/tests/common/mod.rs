@@ -529,6 +529,10 @@ async fn proxy_one(
         } else if is_blob && f.server_error {
             f.server_error = false;
             Some("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string())
+        } else if let Some(port) = f.redirect_blobs_to.filter(|_| is_blob && method == "GET") {
+            Some(format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:{port}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ))
         } else if f.challenge_once.is_some() && method == "GET" && path.contains("/manifests/") {
             let c = f.challenge_once.take().unwrap_or_default();
             Some(format!(
@@ -539,10 +543,6 @@ async fn proxy_one(
             Some(format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.distribution.manifest.v1+prettyjws\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
-            ))
-        } else if let Some(port) = f.redirect_blobs_to.filter(|_| is_blob && method == "GET") {
-            Some(format!(
-                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:{port}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             ))
         } else {
             None
