@@ -276,3 +276,30 @@ jobs:
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no job nope"));
 }
+
+#[test]
+fn the_example_pipeline_runs_end_to_end() {
+    if !ready() {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/run-example.sh");
+    let port = drydock_testkit::free_port();
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("DRYDOCK", DRYDOCK)
+        .env("REGISTRY", format!("127.0.0.1:{port}"))
+        .env_remove("DRYDOCK_HOME")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("smoke  | Hello from drydock!"), "{all}");
+    assert!(
+        all.contains("run-pushed-image | Hello from drydock!"),
+        "{all}"
+    );
+    assert!(
+        all.contains("== ok: tested, built, tagged, pushed"),
+        "{all}"
+    );
+}
