@@ -343,6 +343,28 @@ pub fn analyze(df: &Dockerfile, opts: &BuildOptions) -> Analysis {
         if let Some(p) = &f.platform {
             stage.platform_set = true;
             match lexer.expand(&p.text, &meta) {
+                Ok(e) if e.unmatched.iter().any(|n| !meta_declared.contains(n)) => {
+                    for name in e.unmatched.iter().filter(|n| !meta_declared.contains(*n)) {
+                        let mut msg = format!("FROM argument '{name}' is not declared");
+                        let known: Vec<String> = meta
+                            .iter()
+                            .map(|(k, _)| k.clone())
+                            .chain(meta_declared.iter().cloned())
+                            .collect();
+                        if let Some(s) = suggest::closest(name, known.iter().map(String::as_str)) {
+                            msg.push_str(&format!(" (did you mean {s}?)"));
+                        }
+                        diags.push(UNDEFINED_ARG_IN_FROM.diagnostic(msg, p.span));
+                    }
+                    diags.push(
+                        Diagnostic::error(
+                            format!("invalid platform {:?}: it expands to {:?}", p.text, e.text),
+                            p.span,
+                        )
+                        .with_code("invalid-platform")
+                        .with_hint("use $BUILDPLATFORM, $TARGETPLATFORM or a declared global ARG"),
+                    );
+                }
                 Ok(e) => match Platform::parse(&e.text) {
                     Ok(pl) => stage.platform = pl,
                     Err(err) => diags.push(
