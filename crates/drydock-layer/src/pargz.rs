@@ -34,6 +34,8 @@ struct Done {
     out: io::Result<Vec<u8>>,
     crc: crc32fast::Hasher,
     len: u64,
+    /// The input buffer, handed back for reuse.
+    data: Vec<u8>,
 }
 
 /// Compresses one block with a fresh compressor (a reused, reset one was seen to make the output
@@ -90,12 +92,14 @@ fn worker(level: u32, jobs: Arc<Mutex<Receiver<Job>>>, done: Sender<Done>) {
             job.dict.as_deref().map(|v| &v[..]),
             job.last,
         );
+        let len = job.data.len() as u64;
         if done
             .send(Done {
                 seq: job.seq,
                 out,
                 crc,
-                len: job.data.len() as u64,
+                len,
+                data: job.data,
             })
             .is_err()
         {
@@ -123,6 +127,8 @@ pub struct ParGzEncoder<W: Write> {
     in_flight: usize,
     max_in_flight: usize,
     pending: BTreeMap<u64, Done>,
+    /// Input buffers back from the workers, for reuse (fresh ones cost page faults).
+    spare: Vec<Vec<u8>>,
     crc: crc32fast::Hasher,
     total: u64,
     header_done: bool,
@@ -178,6 +184,7 @@ impl<W: Write> ParGzEncoder<W> {
             in_flight: 0,
             max_in_flight,
             pending: BTreeMap::new(),
+            spare: Vec::new(),
             crc: crc32fast::Hasher::new(),
             total: 0,
             header_done: false,
@@ -191,6 +198,11 @@ impl<W: Write> ParGzEncoder<W> {
     fn write_ready(&mut self) -> io::Result<()> {
         while let Some(done) = self.pending.remove(&self.next_write) {
             let out = done.out?;
+            let mut data = done.data;
+            data.clear();
+            if self.spare.len() < self.max_in_flight + 1 {
+                self.spare.push(data);
+            }
             self.crc.combine(&done.crc);
             self.total += done.len;
             if !self.header_done {
@@ -215,7 +227,11 @@ impl<W: Write> ParGzEncoder<W> {
     }
 
     fn submit(&mut self, last: bool) -> io::Result<()> {
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.block));
+        let next = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.block));
+        let data = std::mem::replace(&mut self.buf, next);
         let next_dict = if last || data.len() < DICT {
             None
         } else {
@@ -235,6 +251,7 @@ impl<W: Write> ParGzEncoder<W> {
                     out,
                     crc,
                     len: data.len() as u64,
+                    data,
                 },
             );
             return self.write_ready();

@@ -35,6 +35,9 @@ pub struct ZstdEncoder<W: Write> {
     buf: Vec<u8>,
     input: Option<SyncSender<Vec<u8>>>,
     output: Receiver<Vec<u8>>,
+    /// Input buffers coming back from the feeder for reuse (fresh ones would be page-faulted in
+    /// again and again: 1 GiB of input is a quarter million faults).
+    free: Receiver<Vec<u8>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -50,6 +53,7 @@ impl<W: Write> ZstdEncoder<W> {
     /// `workers` libzstd worker threads (at least 1), at `level`.
     pub fn new(inner: W, level: i32, workers: u32) -> io::Result<Self> {
         let (in_tx, in_rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
         // Unbounded: the feeder never waits on the caller, and the caller drains after every chunk.
         let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>();
         // Set up in this thread so that bad parameters are reported here.
@@ -60,8 +64,10 @@ impl<W: Write> ZstdEncoder<W> {
             .name("drydock-zstd".into())
             .spawn(move || -> io::Result<()> {
                 let mut enc = enc;
-                for chunk in in_rx {
+                for mut chunk in in_rx {
                     enc.write_all(&chunk)?;
+                    chunk.clear();
+                    let _ = free_tx.send(chunk);
                 }
                 enc.finish()?;
                 Ok(())
@@ -71,6 +77,7 @@ impl<W: Write> ZstdEncoder<W> {
             buf: Vec::with_capacity(CHUNK),
             input: Some(in_tx),
             output: out_rx,
+            free: free_rx,
             thread: Some(thread),
         })
     }
@@ -93,7 +100,11 @@ impl<W: Write> ZstdEncoder<W> {
     }
 
     fn send(&mut self) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(&mut self.buf, next);
         let tx = self.input.as_ref().expect("encoder used after finish");
         if tx.send(chunk).is_err() {
             return Err(self.feeder_error());
