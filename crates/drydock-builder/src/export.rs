@@ -27,7 +27,11 @@ pub fn flatten(store: &Store, layers: &[LayerRef], dest: &Path) -> Result<(), Bu
         let (_, tar) =
             drydock_layer::decompress_detect(std::io::BufReader::with_capacity(1 << 20, blob))
                 .ctx("read layer", store.blob_path(&l.digest))?;
-        drydock_layer::apply(tar, dest, &ApplyOptions::default())?;
+        let opts = ApplyOptions {
+            allow_devices: rustix::process::geteuid().is_root(),
+            ..Default::default()
+        };
+        drydock_layer::apply(tar, dest, &opts)?;
     }
     Ok(())
 }

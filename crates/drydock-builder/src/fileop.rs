@@ -63,6 +63,9 @@ pub struct Staging {
     upper: PathBuf,
     view: LayerStack,
     lowers: LayerStack,
+    /// Where `--chown` names are looked up when not in the destination (`COPY --link` writes
+    /// onto an empty file system; names resolve in the state it is linked onto).
+    user_db: Option<LayerStack>,
     /// Directories whose mtime to restore last (children change it), with the time.
     deferred_times: Vec<(PathBuf, i64, i64)>,
     chown: bool,
@@ -131,6 +134,7 @@ impl Staging {
             upper,
             view: LayerStack::new(all),
             lowers: LayerStack::new(lowers),
+            user_db: None,
             deferred_times: Vec::new(),
             chown: rustix::process::geteuid().is_root(),
         }
@@ -138,6 +142,12 @@ impl Staging {
 
     pub fn upper(&self) -> &Path {
         &self.upper
+    }
+
+    /// Looks `--chown` names up in these layers (topmost first) instead of the destination.
+    pub fn with_user_db(mut self, layers_topmost_first: Vec<PathBuf>) -> Self {
+        self.user_db = Some(LayerStack::new(layers_topmost_first));
+        self
     }
 
     /// The destination as it is now (upper over lowers).
@@ -155,8 +165,9 @@ impl Staging {
 
     /// Reads a file of the destination (for `/etc/passwd`), `None` when absent.
     fn read_dest_file(&self, path: &str) -> Option<String> {
-        let rel = self.resolve(path, true).ok()?;
-        let f = self.view.lookup(&rel).ok()??;
+        let view = self.user_db.as_ref().unwrap_or(&self.view);
+        let rel = view::resolve(view, path, true, Escape::Clamp).ok()?;
+        let f = view.lookup(&rel).ok()??;
         if !f.meta.is_file() {
             return None;
         }

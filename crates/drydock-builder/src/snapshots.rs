@@ -51,6 +51,9 @@ impl Snapshots {
                 drydock_layer::decompress_detect(std::io::BufReader::with_capacity(1 << 20, blob))?;
             let opts = ApplyOptions {
                 whiteouts: Whiteouts::Overlay { userxattr },
+                // Images carry device nodes (/dev/console in debootstrap roots); only root
+                // can make them.
+                allow_devices: !userxattr,
                 ..Default::default()
             };
             drydock_layer::apply(tar, target, &opts)?;

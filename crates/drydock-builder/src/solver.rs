@@ -250,7 +250,8 @@ impl Solver<'_, '_> {
                 }
                 op => {
                     let mut parts: Vec<Vec<u8>> = vec![id_s.clone().into_bytes()];
-                    for i in op.inputs() {
+                    let extra = self.extra_inputs(&node.id, op);
+                    for i in op.inputs().into_iter().chain(extra.iter()) {
                         let k = self.keys.get(i).ok_or_else(|| {
                             BuildError::Cache(format!("internal: input {i} has no key"))
                         })?;
@@ -319,6 +320,7 @@ impl Solver<'_, '_> {
             }
             pending.insert(id.clone());
             stack.extend(op.inputs().into_iter().cloned());
+            stack.extend(self.extra_inputs(&id, op));
         }
         // Report cache hits in plan order.
         for n in &self.plan.ops {
@@ -349,7 +351,10 @@ impl Solver<'_, '_> {
         let mut dependents: HashMap<OpId, Vec<OpId>> = HashMap::new();
         let mut ready: VecDeque<OpId> = VecDeque::new();
         for id in &pending {
-            let mut inputs: Vec<&OpId> = self.op(id)?.inputs();
+            let op = self.op(id)?;
+            let extra = self.extra_inputs(id, op);
+            let mut inputs: Vec<&OpId> = op.inputs();
+            inputs.extend(extra.iter());
             inputs.sort();
             inputs.dedup();
             let deps: Vec<&OpId> = inputs.into_iter().filter(|i| set.contains(i)).collect();
@@ -694,8 +699,17 @@ impl Solver<'_, '_> {
             Ok(c) => c,
             Err(f) => return Err(self.failure(id, info, f.message, f.tail, f.exit_code)),
         };
+        if changes.is_overlay() {
+            self.mount_points(e, &sources, &changes);
+        }
         let layer = if changes.is_overlay() {
-            let topmost: Vec<PathBuf> = changes.lowers().iter().rev().cloned().collect();
+            let topmost: Vec<PathBuf> = changes
+                .lowers()
+                .iter()
+                .rev()
+                .filter(|l| **l != self.empty_dir)
+                .cloned()
+                .collect();
             self.write_layer(|out, opts| {
                 drydock_layer::diff_overlay_upper(changes.upper(), &topmost, out, opts)
             })?
@@ -788,6 +802,15 @@ impl Solver<'_, '_> {
         let upper = stage_dir.join("upper");
         fs::create_dir(&upper).ctx("create directory", &upper)?;
         let mut staging = Staging::new(upper.clone(), lowers.clone());
+        if f.base.is_none()
+            && let Some(linked_onto) = self.linked_onto(id)
+            && let State::Layers(chain) = self.state(&linked_onto)?
+            && !chain.is_empty()
+        {
+            let mut dirs = self.env.snapshots.ensure_chain(&chain)?;
+            dirs.reverse();
+            staging = staging.with_user_db(dirs);
+        }
         for a in &f.actions {
             if let Err(e) = staging.run(a, &sources) {
                 return Err(self.failure(id, info, e.0, Vec::new(), None));
@@ -808,6 +831,76 @@ impl Solver<'_, '_> {
         self.record(id, &chain)?;
         self.set_state(id, State::Layers(chain));
         Ok(())
+    }
+
+    /// Inputs an op reads besides `Op::inputs`: a `COPY --link --chown=NAME` looks the name up
+    /// in the state it is linked onto.
+    fn extra_inputs(&self, id: &OpId, op: &Op) -> Vec<OpId> {
+        let Op::File(f) = op else { return Vec::new() };
+        let names = f.actions.iter().any(|a| match a {
+            FileAction::Copy(c) => c.owner.as_ref().is_some_and(|o| {
+                let named = |s: &str| !s.is_empty() && !s.bytes().all(|b| b.is_ascii_digit());
+                named(&o.user) || o.group.as_deref().is_some_and(named)
+            }),
+            _ => false,
+        });
+        if f.base.is_none() && names {
+            self.linked_onto(id).into_iter().collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// For a file op on an empty file system merged onto a state (`COPY --link`): that state.
+    fn linked_onto(&self, id: &OpId) -> Option<OpId> {
+        self.plan.ops.iter().find_map(|n| match &n.op {
+            Op::Merge(m) if m.inputs.iter().skip(1).any(|i| i == id) => m.inputs.first().cloned(),
+            _ => None,
+        })
+    }
+
+    /// Recreates the mount points of a RUN in its upper dir, as BuildKit leaves them in the
+    /// layer: directories for directory mounts, parents for file mounts (secrets, ssh sockets,
+    /// single-file binds). Best effort.
+    fn mount_points(
+        &self,
+        e: &ExecOp,
+        sources: &[Option<MountSource>],
+        changes: &drydock_sandbox::Changes,
+    ) {
+        let topmost: Vec<PathBuf> = changes
+            .lowers()
+            .iter()
+            .rev()
+            .filter(|l| **l != self.empty_dir)
+            .cloned()
+            .collect();
+        let staging = Staging::new(changes.upper().to_path_buf(), topmost);
+        for (m, src) in e.mounts.iter().zip(sources) {
+            let Some(t) = &m.target else { continue };
+            let t = t.trim_end_matches('/');
+            if t.is_empty()
+                || ["/dev", "/proc", "/sys"]
+                    .iter()
+                    .any(|p| t == *p || t.starts_with(&format!("{p}/")))
+            {
+                continue;
+            }
+            let file_like = match &m.kind {
+                MountKind::Secret { .. } | MountKind::Ssh { .. } => true,
+                MountKind::Bind { .. } => src.as_ref().is_some_and(|s| !s.dir.is_dir()),
+                _ => false,
+            };
+            let dir = if file_like {
+                match t.rsplit_once('/') {
+                    Some((p, _)) if !p.is_empty() => p.to_string(),
+                    _ => continue,
+                }
+            } else {
+                t.to_string()
+            };
+            let _ = staging.mkdir_all(&dir, None);
+        }
     }
 
     /// Writes a layer blob from a tar producer, compressed as the request asks.

@@ -1,0 +1,1 @@
+mkdir -p pkg/bin p && echo tool > pkg/bin/tool && chmod 755 pkg/bin/tool && echo r > p/readme && tar -czf archive.tar.gz pkg && tar -cf plain.tar p && rm -rf pkg p && echo 'not really gzip' | gzip > notatar.gz
