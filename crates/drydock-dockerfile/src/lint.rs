@@ -358,15 +358,34 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
     }
     stages.push(stage);
 
+    // Stages whose image has an explicit SHELL (set in the stage or in a stage it is built
+    // FROM): BuildKit does not recommend JSON arguments there, the shell was chosen on purpose.
+    let mut shell_set: Vec<(Option<String>, bool)> = Vec::new();
     for stage in &stages {
         let mut seen_workdir = false;
+        let (name, base) = match stage.first().map(|i| &i.command) {
+            Some(Command::From(f)) => (
+                f.name.as_ref().map(|n| n.text.to_lowercase()),
+                Some(f.image.text.to_lowercase()),
+            ),
+            _ => (None, None),
+        };
+        let mut has_shell = base.is_some_and(|b| {
+            shell_set
+                .iter()
+                .rev()
+                .any(|(n, set)| *set && n.as_deref() == Some(b.as_str()))
+        });
         for (idx, i) in stage.iter().enumerate() {
+            if matches!(i.command, Command::Shell(_)) {
+                has_shell = true;
+            }
             match &i.command {
                 Command::Maintainer(_) => out.push(MAINTAINER_DEPRECATED.diagnostic(
                     "Maintainer instruction is deprecated in favor of using label",
                     i.keyword_word.span,
                 )),
-                Command::Cmd(c) | Command::Entrypoint(c) if !c.is_exec() => {
+                Command::Cmd(c) | Command::Entrypoint(c) if !c.is_exec() && !has_shell => {
                     out.push(JSON_ARGS_RECOMMENDED.diagnostic(
                         format!(
                             "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
@@ -448,6 +467,7 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
                 }
             }
         }
+        shell_set.push((name, has_shell));
     }
     if let Some(w) = &df.directives.syntax {
         let image = w.text.split(['@', ':']).next().unwrap_or("");
