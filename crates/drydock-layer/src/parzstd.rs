@@ -14,13 +14,19 @@ use std::thread::JoinHandle;
 /// Input is handed to the feeder in pieces of this size (at most 4 queued).
 const CHUNK: usize = 1024 * 1024;
 
-/// Sends compressed output back to the caller.
-struct Back(Sender<Vec<u8>>);
+/// Sends compressed output back to the caller, in buffers the caller hands back.
+struct Back {
+    tx: Sender<Vec<u8>>,
+    free: Receiver<Vec<u8>>,
+}
 
 impl Write for Back {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .send(buf.to_vec())
+        let mut v = self.free.try_recv().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(buf);
+        self.tx
+            .send(v)
             .map_err(|_| io::Error::other("zstd output receiver went away"))?;
         Ok(buf.len())
     }
@@ -38,6 +44,8 @@ pub struct ZstdEncoder<W: Write> {
     /// Input buffers coming back from the feeder for reuse (fresh ones would be page-faulted in
     /// again and again: 1 GiB of input is a quarter million faults).
     free: Receiver<Vec<u8>>,
+    /// Output buffers going back to the feeder, for the same reason.
+    out_free: Sender<Vec<u8>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -56,8 +64,15 @@ impl<W: Write> ZstdEncoder<W> {
         let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
         // Unbounded: the feeder never waits on the caller, and the caller drains after every chunk.
         let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>();
+        let (out_free_tx, out_free_rx) = mpsc::channel::<Vec<u8>>();
         // Set up in this thread so that bad parameters are reported here.
-        let mut enc = zstd::stream::write::Encoder::new(Back(out_tx), level)?;
+        let mut enc = zstd::stream::write::Encoder::new(
+            Back {
+                tx: out_tx,
+                free: out_free_rx,
+            },
+            level,
+        )?;
         enc.multithread(workers)?;
         enc.include_checksum(true)?;
         let thread = std::thread::Builder::new()
@@ -78,6 +93,7 @@ impl<W: Write> ZstdEncoder<W> {
             input: Some(in_tx),
             output: out_rx,
             free: free_rx,
+            out_free: out_free_tx,
             thread: Some(thread),
         })
     }
@@ -86,6 +102,7 @@ impl<W: Write> ZstdEncoder<W> {
     fn drain_ready(&mut self) -> io::Result<()> {
         while let Ok(out) = self.output.try_recv() {
             self.inner.write_all(&out)?;
+            let _ = self.out_free.send(out);
         }
         Ok(())
     }
