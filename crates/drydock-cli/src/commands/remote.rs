@@ -30,6 +30,8 @@ pub fn client(quiet: bool) -> anyhow::Result<BlockingClient> {
 struct State {
     order: Vec<Digest>,
     text: HashMap<Digest, String>,
+    /// `<short digest> <what>` per blob.
+    label: HashMap<Digest, String>,
 }
 
 /// Progress on stderr.
@@ -65,6 +67,7 @@ impl Renderer {
             state: Mutex::new(State {
                 order: Vec::new(),
                 text: HashMap::new(),
+                label: HashMap::new(),
             }),
         })
     }
@@ -82,7 +85,9 @@ impl Renderer {
                 size: n,
                 what,
             } => {
-                let line = format!("{} {what} {}: waiting", digest.short(12), size(*n));
+                let label = format!("{} {what}", digest.short(12));
+                let line = format!("{label}: waiting ({})", size(*n));
+                st.label.insert(digest.clone(), label);
                 if self.tty {
                     st.order.push(digest.clone());
                     st.text.insert(digest.clone(), line.clone());
@@ -95,12 +100,12 @@ impl Renderer {
                 size: total,
             } if self.tty => {
                 let pct = if *total == 0 { 100 } else { done * 100 / total };
-                let line = format!(
-                    "{}: {} / {} ({pct}%)",
-                    digest.short(12),
-                    size(*done),
-                    size(*total)
-                );
+                let label = st
+                    .label
+                    .get(digest)
+                    .cloned()
+                    .unwrap_or_else(|| digest.short(12).to_string());
+                let line = format!("{label}: {} / {} ({pct}%)", size(*done), size(*total));
                 self.update(&mut err, &mut st, digest, line);
             }
             Event::BlobDone {
@@ -108,7 +113,12 @@ impl Renderer {
                 size: n,
                 outcome: o,
             } => {
-                let line = format!("{}: {} ({})", digest.short(12), outcome(*o), size(*n));
+                let label = st
+                    .label
+                    .get(digest)
+                    .cloned()
+                    .unwrap_or_else(|| digest.short(12).to_string());
+                let line = format!("{label}: {} ({})", outcome(*o), size(*n));
                 if self.tty {
                     self.update(&mut err, &mut st, digest, line);
                 } else {
