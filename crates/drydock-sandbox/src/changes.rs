@@ -33,6 +33,7 @@ pub struct Changes {
     pub(crate) base: Option<PathBuf>,
     pub(crate) userxattr: bool,
     pub(crate) keep: bool,
+    pub(crate) remover: Option<Remover>,
 }
 
 impl Changes {
@@ -93,40 +94,76 @@ impl Changes {
 impl Drop for Changes {
     fn drop(&mut self) {
         if !self.keep {
-            discard(&self.run_dir);
+            discard(&self.run_dir, self.remover.clone());
         }
     }
+}
+
+/// Run directories queued for deletion and not deleted yet.
+static PENDING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+fn pending_add(delta: isize) {
+    let mut n = PENDING.0.lock().unwrap_or_else(|e| e.into_inner());
+    *n = n.saturating_add_signed(delta);
+    PENDING.1.notify_all();
+}
+
+/// Waits (up to `timeout`) until the run directories of finished runs are deleted. Runs hand
+/// their directories to a background thread; a process about to exit calls this so it leaves no
+/// trash behind (trash that is left is swept by the next process using the same state dir).
+/// Returns whether everything was deleted.
+pub fn wait_for_cleanup(timeout: std::time::Duration) -> bool {
+    let n = PENDING.0.lock().unwrap_or_else(|e| e.into_inner());
+    let (n, _) = PENDING
+        .1
+        .wait_timeout_while(n, timeout, |n| *n > 0)
+        .unwrap_or_else(|e| e.into_inner());
+    *n == 0
 }
 
 /// Throws a run directory away without waiting for the deletion: it is renamed into
 /// `<state>/trash/` (one metadata operation) and deleted by a background thread. Trash left by
 /// a process that exited first is swept by the next process that discards something there.
-pub(crate) fn discard(run_dir: &Path) {
+pub(crate) fn discard(run_dir: &Path, remover: Option<Remover>) {
     use std::sync::mpsc::{Sender, channel};
     use std::sync::{Mutex, OnceLock};
-    static SWEEPER: OnceLock<Mutex<Sender<PathBuf>>> = OnceLock::new();
+    type Queue = Sender<(PathBuf, Option<Remover>)>;
+    static SWEEPER: OnceLock<Mutex<Queue>> = OnceLock::new();
 
+    let remove = |p: &Path, r: &Option<Remover>| {
+        if remove_tree(p).is_err()
+            && let Some(r) = r
+        {
+            let _ = r.remove(p);
+        }
+    };
     let (Some(parent), Some(name)) = (run_dir.parent(), run_dir.file_name()) else {
-        let _ = remove_tree(run_dir);
+        remove(run_dir, &remover);
         return;
     };
     let trash = parent.join("trash");
     let _ = fs::create_dir(&trash);
     let target = trash.join(name);
     if fs::rename(run_dir, &target).is_err() {
-        let _ = remove_tree(run_dir);
+        remove(run_dir, &remover);
         return;
     }
     let sender = SWEEPER.get_or_init(|| {
-        let (tx, rx) = channel::<PathBuf>();
+        let (tx, rx) = channel::<(PathBuf, Option<Remover>)>();
         // If no thread can be spawned the receiver is dropped, sends fail, and deletion happens
         // inline below.
         let _ = std::thread::Builder::new()
             .name("drydock-sandbox-sweeper".into())
             .spawn(move || {
                 let mut swept: Vec<PathBuf> = Vec::new();
-                for path in rx {
-                    let _ = remove_tree(&path);
+                for (path, remover) in rx {
+                    if remove_tree(&path).is_err()
+                        && let Some(r) = &remover
+                    {
+                        let _ = r.remove(&path);
+                    }
+                    pending_add(-1);
                     // Once per trash dir: what earlier processes left there.
                     if let Some(dir) = path.parent()
                         && !swept.iter().any(|d| d == dir)
@@ -142,12 +179,28 @@ pub(crate) fn discard(run_dir: &Path) {
             });
         Mutex::new(tx)
     });
+    pending_add(1);
     let sent = sender
         .lock()
-        .map(|tx| tx.send(target.clone()).is_ok())
+        .map(|tx| tx.send((target.clone(), remover.clone())).is_ok())
         .unwrap_or(false);
     if !sent {
-        let _ = remove_tree(&target);
+        pending_add(-1);
+        remove(&target, &remover);
+    }
+}
+
+/// Deletes trees with files owned by subordinate ids (rootless runs), from inside a user
+/// namespace with the run's id maps: the init binary in its removal mode.
+#[derive(Debug, Clone)]
+pub(crate) struct Remover {
+    pub binary: PathBuf,
+    pub userns: crate::protocol::UsernsSetup,
+}
+
+impl Remover {
+    pub(crate) fn remove(&self, path: &Path) -> Result<(), crate::SandboxError> {
+        crate::run::remove_in_userns(&self.binary, &self.userns, path)
     }
 }
 

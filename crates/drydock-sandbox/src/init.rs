@@ -48,7 +48,12 @@ pub fn maybe_run_init() {
     if args.next().as_deref() != Some(OsStr::new(INIT_ARG)) {
         return;
     }
-    let code = helper_main();
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    let code = if rest.first().map(|a| a.as_os_str()) == Some(OsStr::new(REMOVE_ARG)) {
+        remove_main(&rest[1..])
+    } else {
+        helper_main()
+    };
     std::process::exit(code);
 }
 
@@ -81,12 +86,41 @@ fn report(sock: BorrowedFd<'_>, f: Failure) {
     );
 }
 
-fn helper_main() -> i32 {
-    // The protocol socket arrives as stdin; move it out of the way, close-on-exec.
-    let sock = match rustix::io::fcntl_dupfd_cloexec(std::io::stdin().as_fd(), 3) {
-        Ok(fd) => fd,
-        Err(_) => return 125,
+/// argv[2] for the rootless removal mode: `INIT_ARG rm PATH...`.
+pub(crate) const REMOVE_ARG: &str = "rm";
+
+/// Deletes trees holding files owned by subordinate ids: enters a user namespace (the caller
+/// writes the maps), becomes its root, removes the paths.
+fn remove_main(paths: &[std::ffi::OsString]) -> i32 {
+    let Some(sock) = take_socket() else {
+        return 125;
     };
+    let sys = Linux;
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    if sys.unshare(CLONE_NEWUSER).is_err()
+        || protocol::send(sock.as_fd(), &FromInit::NeedIdMap { pid }).is_err()
+        || !matches!(
+            protocol::recv::<ToInit>(sock.as_fd()),
+            Ok(Some(ToInit::Continue))
+        )
+        || sys.set_gid(0).is_err()
+        || sys.set_uid(0).is_err()
+    {
+        return 125;
+    }
+    let mut code = 0;
+    for p in paths {
+        if crate::changes::remove_tree(Path::new(p)).is_err() {
+            code = 1;
+        }
+    }
+    code
+}
+
+/// The protocol socket arrives as stdin; move it out of the way (close-on-exec) and put
+/// /dev/null in its place.
+fn take_socket() -> Option<OwnedFd> {
+    let sock = rustix::io::fcntl_dupfd_cloexec(std::io::stdin().as_fd(), 3).ok()?;
     if let Ok(null) = rustix::fs::open(
         "/dev/null",
         rustix::fs::OFlags::RDWR,
@@ -98,6 +132,13 @@ fn helper_main() -> i32 {
         );
         let _ = rustix::io::dup2(&null, &mut stdin);
     }
+    Some(sock)
+}
+
+fn helper_main() -> i32 {
+    let Some(sock) = take_socket() else {
+        return 125;
+    };
     // Die with the caller's thread (run() blocks that thread until we exit).
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     if rustix::process::getppid().is_none() {

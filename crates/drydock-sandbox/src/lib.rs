@@ -34,7 +34,7 @@ mod spec;
 pub mod sys;
 pub mod users;
 
-pub use changes::{Changes, Stub, StubKind};
+pub use changes::{Changes, Stub, StubKind, wait_for_cleanup};
 pub use error::SandboxError;
 pub use init::{INIT_ARG, maybe_run_init};
 pub use outcome::{ExitStatus, Outcome};

@@ -202,6 +202,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let run_dir = state_dir.join(format!("run-{id}"));
     let mut guard = RunDirGuard {
         dir: Some(run_dir.clone()),
+        remover: None,
     };
     let mkdir =
         |p: &Path| fs::create_dir_all(p).map_err(|e| SandboxError::io("create directory", p, e));
@@ -352,6 +353,12 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let binary = init_binary
         .or_else(|| std::env::var_os("DRYDOCK_SANDBOX_INIT").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+    if rootless {
+        guard.remover = Some(changes::Remover {
+            binary: binary.clone(),
+            userns: cfg.userns.clone(),
+        });
+    }
     let (ours, theirs) = protocol::pair().map_err(|e| SandboxError::Spawn {
         binary: binary.clone(),
         source: e,
@@ -471,6 +478,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
             base,
             userxattr: rootless,
             keep: false,
+            remover: guard.remover.clone(),
         })
     } else {
         None
@@ -501,12 +509,13 @@ fn user_name(uid: u32) -> Option<String> {
 
 struct RunDirGuard {
     dir: Option<PathBuf>,
+    remover: Option<changes::Remover>,
 }
 
 impl Drop for RunDirGuard {
     fn drop(&mut self) {
         if let Some(d) = &self.dir {
-            changes::discard(d);
+            changes::discard(d, self.remover.clone());
         }
     }
 }
@@ -680,6 +689,54 @@ impl EventLoop<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Removes `path` from inside a user namespace with the given id maps (files owned by
+/// subordinate ids cannot be deleted from outside it).
+pub(crate) fn remove_in_userns(
+    binary: &Path,
+    userns: &UsernsSetup,
+    path: &Path,
+) -> Result<(), SandboxError> {
+    let (ours, theirs) = protocol::pair().map_err(|e| SandboxError::Spawn {
+        binary: binary.to_path_buf(),
+        source: e,
+    })?;
+    let mut child = Command::new(binary)
+        .arg(INIT_ARG)
+        .arg(crate::init::REMOVE_ARG)
+        .arg(path)
+        .env_clear()
+        .stdin(std::process::Stdio::from(theirs))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| SandboxError::Spawn {
+            binary: binary.to_path_buf(),
+            source: e,
+        })?;
+    while let Ok(Some(msg)) = protocol::recv::<FromInit>(ours.as_fd()) {
+        if let FromInit::NeedIdMap { pid } = msg {
+            if let Err(e) = write_id_maps(pid, userns) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+            let _ = protocol::send(ours.as_fd(), &ToInit::Continue);
+        }
+    }
+    let st = child
+        .wait()
+        .map_err(|e| SandboxError::io("wait for", binary, e))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(SandboxError::io(
+            "remove in user namespace",
+            path,
+            io::Error::other(format!("{st}")),
+        ))
     }
 }
 

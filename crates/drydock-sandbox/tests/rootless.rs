@@ -166,4 +166,48 @@ fn an_unprivileged_user_runs_a_sandbox_through_a_user_namespace() {
         !upper.join("etc").exists() && !upper.join("proc").exists(),
         "no mount-point stubs left"
     );
+
+    // Without --keep, the run directory (with files owned by subordinate ids) is deleted from
+    // inside a user namespace before the process exits.
+    let state2 = f.tmp.path().join("state2");
+    fs::create_dir_all(&state2).unwrap();
+    chown_r(&state2, uid, gid);
+    let out = Command::new("runuser")
+        .args(["-u", USER, "--"])
+        .arg(&bin)
+        .args(["run", "--rootfs"])
+        .arg(&f.root)
+        .arg("--state")
+        .arg(&state2)
+        .args([
+            "--rootless",
+            "--",
+            "/bin/sh",
+            "-c",
+            "mkdir -p /x/y && echo z > /x/y/z && chown -R 1000:1000 /x && chmod 700 /x/y",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let left = walk_names(&state2);
+    assert_eq!(
+        left,
+        vec!["trash".to_string()],
+        "only the (empty) trash dir remains"
+    );
+}
+
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            for sub in walk_names(&e.path()) {
+                out.push(format!("{name}/{sub}"));
+            }
+        }
+        out.push(name);
+    }
+    out.sort();
+    out
 }

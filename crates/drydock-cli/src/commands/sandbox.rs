@@ -185,7 +185,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     spec.stdout = Stdio::Inherit;
     spec.stderr = Stdio::Inherit;
 
-    let outcome = drydock_sandbox::run(spec)?;
+    let outcome = drydock_sandbox::run(spec);
+    // Leave no run directory behind when this process exits.
+    drydock_sandbox::wait_for_cleanup(Duration::from_secs(30));
+    let outcome = outcome?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }

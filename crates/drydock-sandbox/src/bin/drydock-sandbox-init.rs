@@ -10,5 +10,7 @@ mod cli;
 
 fn main() {
     drydock_sandbox::maybe_run_init();
-    std::process::exit(cli::main(std::env::args().skip(1).collect()));
+    let code = cli::main(std::env::args().skip(1).collect());
+    drydock_sandbox::wait_for_cleanup(std::time::Duration::from_secs(30));
+    std::process::exit(code);
 }
