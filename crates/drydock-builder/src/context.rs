@@ -131,7 +131,7 @@ impl Context {
                     .ctx("create temporary directory in", tmp)?;
                 let spec = GitUrl::parse(url);
                 let checkout = t.path().join("checkout");
-                git_checkout(&spec.remote, spec.reference.as_deref(), &checkout, false).map_err(
+                git_checkout(&spec.remote, spec.reference.as_deref(), &checkout, true).map_err(
                     |message| BuildError::Context {
                         path: url.clone(),
                         message,
