@@ -72,6 +72,16 @@ const COMMON_IMAGE_ENV: &[&str] = &[
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
+/// What phase two produced.
+pub(crate) struct Converted {
+    pub plan: Option<Plan>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub used_args: BTreeSet<String>,
+    /// Where JSONArgsRecommended does not apply: the stage's image chose its shell on purpose
+    /// (a SHELL instruction or the base image's config), as BuildKit decides.
+    pub shell_chosen: Vec<Span>,
+}
+
 /// A converted stage.
 #[derive(Debug, Clone)]
 struct StageOut {
@@ -118,6 +128,9 @@ pub(crate) struct Converter<'a> {
     done: Vec<Option<StageOut>>,
     pub used_args: BTreeSet<String>,
     names: Vec<Option<String>>,
+    /// Shell-form CMD/ENTRYPOINT arguments in stages whose image has an explicit shell (from
+    /// SHELL or the base image): JSONArgsRecommended does not apply to them.
+    pub shell_chosen: Vec<Span>,
 }
 
 fn loc(file: &str, ins: &Instruction, stage: &str) -> Location {
@@ -197,26 +210,31 @@ impl<'a> Converter<'a> {
             done: vec![None; a.stages.len()],
             used_args: a.used_args.clone(),
             names: a.stages.iter().map(|s| s.name.clone()).collect(),
+            shell_chosen: Vec::new(),
         }
     }
 
     /// Converts the target and returns the plan.
-    pub fn run(mut self) -> (Option<Plan>, Vec<Diagnostic>, BTreeSet<String>) {
+    pub fn run(mut self) -> Converted {
         for &i in &self.a.order.clone() {
             self.stage(i);
         }
         let t = self.a.target;
-        let Some(out) = self.done.get(t).cloned().flatten() else {
-            return (None, self.diags, self.used_args);
-        };
-        let platform = self.a.stages[t].platform.clone();
-        let plan = self.b.finish(
-            platform_string(&platform),
-            out.root,
-            out.config,
-            out.history,
-        );
-        (Some(plan), self.diags, self.used_args)
+        let plan = self.done.get(t).cloned().flatten().map(|out| {
+            let platform = self.a.stages[t].platform.clone();
+            self.b.finish(
+                platform_string(&platform),
+                out.root,
+                out.config,
+                out.history,
+            )
+        });
+        Converted {
+            plan,
+            diagnostics: self.diags,
+            used_args: self.used_args,
+            shell_chosen: self.shell_chosen,
+        }
     }
 
     fn image(
@@ -625,6 +643,9 @@ impl<'a> Converter<'a> {
                 self.commit(st, format!("STOPSIGNAL {s}"), false);
             }
             Command::Cmd(c) => {
+                if !c.is_exec() && !st.config.config.shell.is_empty() {
+                    self.shell_chosen.push(ins.args.span);
+                }
                 let args = self.cmdline(st, c);
                 self.commit(st, format!("CMD {}", go_quote_list(&args)), false);
                 // BuildKit sets this on every CMD (and never on ENTRYPOINT).
@@ -633,6 +654,9 @@ impl<'a> Converter<'a> {
                 st.cmd_set = true;
             }
             Command::Entrypoint(c) => {
+                if !c.is_exec() && !st.config.config.shell.is_empty() {
+                    self.shell_chosen.push(ins.args.span);
+                }
                 let args = self.cmdline(st, c);
                 self.commit(st, format!("ENTRYPOINT {}", go_quote_list(&args)), false);
                 st.config.config.entrypoint = Some(args);

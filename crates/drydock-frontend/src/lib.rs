@@ -127,9 +127,11 @@ fn run_all(
     diags.extend(a.diagnostics.iter().cloned());
     let mut plan = None;
     if !df.has_errors() && !a.has_errors() {
-        let conv = convert::Converter::new(df, opts, &a, resolved);
-        let (p, d, used) = conv.run();
-        diags.extend(d);
+        let conv = convert::Converter::new(df, opts, &a, resolved).run();
+        let (p, used) = (conv.plan, conv.used_args);
+        diags.extend(conv.diagnostics);
+        let json_args = Some(lint::JSON_ARGS_RECOMMENDED.name);
+        diags.retain(|d| !(d.code.as_deref() == json_args && conv.shell_chosen.contains(&d.span)));
         for k in analyze::unused_build_args(opts, &used) {
             let mut d = Diagnostic::warning(
                 format!("build argument {k:?} was not consumed by any ARG"),
