@@ -700,3 +700,29 @@ fn concurrent_runs_share_a_lower_dir() {
         assert_eq!(text(&h.join().unwrap().stdout), format!("{i}\n"));
     }
 }
+
+#[test]
+fn rlimits_stdin_and_output_descriptors() {
+    if !ready() {
+        return;
+    }
+    let f = Fixture::new();
+    let input = f.tmp.path().join("input");
+    fs::write(&input, "from stdin\n").unwrap();
+    let output = f.tmp.path().join("output");
+    let mut s = f.sh("ulimit -n; ulimit -Hn; cat");
+    s.rlimits = vec![drydock_sandbox::Rlimit {
+        resource: drydock_sandbox::RlimitResource::Nofile,
+        soft: 123,
+        hard: 456,
+    }];
+    s.stdin = drydock_sandbox::Stdin::Fd(fs::File::open(&input).unwrap().into());
+    s.stdout = Stdio::Fd(fs::File::create(&output).unwrap().into());
+    let o = run(s).unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        fs::read_to_string(&output).unwrap(),
+        "123\n456\nfrom stdin\n"
+    );
+}
