@@ -10,6 +10,7 @@ fn main() {
         .next()
         .unwrap_or_else(|| "/tmp/drydock-registry".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(64)
         .enable_all()
         .build()
         .unwrap();

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use drydock_oci::{Algorithm, Digest, Hasher};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -219,7 +219,8 @@ impl Session {
         let path = self.data_path();
         let start = self.len;
         let durable = self.durable;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        // Frames go to the writer thread in batches, without copying.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
         let writer = tokio::task::spawn_blocking(move || {
             let mut hasher = hasher;
             let mut written = 0u64;
@@ -228,24 +229,35 @@ impl Session {
                 Ok(f) => f,
                 Err(e) => return (hasher, written, Some(e)),
             };
-            while let Some(chunk) = rx.blocking_recv() {
-                if let Err(e) = f.write_all(&chunk) {
+            // Data is flushed to disk in the background as it arrives (a sync of the file
+            // running beside the writes), so the final sync before publishing is short.
+            let mut syncing: Option<std::thread::JoinHandle<()>> = None;
+            while let Some(batch) = rx.blocking_recv() {
+                if let Err(e) = write_all_vectored(&mut f, &batch) {
                     return (hasher, written, Some(e));
                 }
-                hasher.update(&chunk);
-                written += chunk.len() as u64;
-                since_sync += chunk.len() as u64;
-                if durable && since_sync >= SYNC_EVERY {
+                for chunk in &batch {
+                    hasher.update(chunk);
+                    written += chunk.len() as u64;
+                    since_sync += chunk.len() as u64;
+                }
+                if durable
+                    && since_sync >= SYNC_EVERY
+                    && syncing.as_ref().is_none_or(|h| h.is_finished())
+                {
                     since_sync = 0;
-                    if let Err(e) = f.sync_data() {
-                        return (hasher, written, Some(e));
+                    if let Ok(dup) = f.try_clone() {
+                        syncing = Some(std::thread::spawn(move || {
+                            let _ = dup.sync_data();
+                        }));
                     }
                 }
             }
             (hasher, written, None)
         });
         let mut stream = body.into_data_stream();
-        let mut buf = BytesMut::new();
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batch_len = 0usize;
         let mut received = 0u64;
         let mut failure: Option<ApiError> = None;
         while let Some(frame) = stream.next().await {
@@ -259,15 +271,13 @@ impl Session {
                         )));
                         break;
                     }
-                    if buf.is_empty() && bytes.len() >= CHUNK {
-                        if tx.send(bytes).await.is_err() {
+                    batch_len += bytes.len();
+                    batch.push(bytes);
+                    if batch_len >= CHUNK {
+                        batch_len = 0;
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
                             break;
                         }
-                        continue;
-                    }
-                    buf.extend_from_slice(&bytes);
-                    if buf.len() >= CHUNK && tx.send(buf.split().freeze()).await.is_err() {
-                        break;
                     }
                 }
                 Err(e) => {
@@ -278,8 +288,8 @@ impl Session {
                 }
             }
         }
-        if failure.is_none() && !buf.is_empty() {
-            let _ = tx.send(buf.freeze()).await;
+        if failure.is_none() && !batch.is_empty() {
+            let _ = tx.send(batch).await;
         }
         drop(tx);
         let (hasher, written, io_error) = writer
@@ -327,6 +337,22 @@ impl Session {
             })??;
         Ok(h.finish())
     }
+}
+
+/// Writes every buffer, in order, with as few system calls as the kernel allows.
+fn write_all_vectored(f: &mut fs::File, bufs: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match f.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Hasher, u64), StorageError> {

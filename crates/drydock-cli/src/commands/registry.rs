@@ -266,6 +266,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = Registry::open(cfg)
         .with_context(|| format!("opening registry storage {}", storage.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(64)
         .enable_all()
         .build()?;
     rt.block_on(async move {
