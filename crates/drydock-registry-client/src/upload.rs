@@ -286,6 +286,15 @@ impl Client {
             .await;
             match result {
                 Ok(o) => return Ok(o),
+                // The blob may have landed even though the answer got lost (a final PUT whose
+                // response never arrived): then there is nothing left to do.
+                Err(e)
+                    if !matches!(e, RegistryError::Cancelled)
+                        && matches!(self.head_blob(ep, digest, true).await, Ok(Some(_))) =>
+                {
+                    let _ = e;
+                    return Ok(BlobOutcome::Uploaded);
+                }
                 Err(e) if e.is_transient() && attempt < policy.attempts => {
                     let wait = backoff(&policy, attempt);
                     self.progress().emit(Event::Retry {

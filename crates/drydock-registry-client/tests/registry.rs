@@ -118,6 +118,24 @@ async fn push_then_pull_round_trips_and_second_push_only_heads() {
     assert_eq!(tags, ["v1", "v2"]);
     let resolved = client.resolve(&target, &Platform::host()).await.unwrap();
     assert_eq!(resolved.top_digest, digest_of(&top));
+
+    // A pinned reference is verified against its digest and stored without a name.
+    let (_d3, pinned_store) = common::store();
+    let pinned = target.repository_ref().with_digest(digest_of(&top));
+    let pulled = client
+        .pull(&pinned_store, &pinned, &Platform::host())
+        .await
+        .unwrap();
+    assert_eq!(digest_of(&pulled.top), digest_of(&top));
+    assert!(names::list(&pinned_store).unwrap().is_empty());
+    let wrong = target
+        .repository_ref()
+        .with_digest(Digest::sha256(b"not this image"));
+    let err = client
+        .pull(&pinned_store, &wrong, &Platform::host())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
