@@ -288,11 +288,10 @@ impl Client {
                 Ok(o) => return Ok(o),
                 // The blob may have landed even though the answer got lost (a final PUT whose
                 // response never arrived): then there is nothing left to do.
-                Err(e)
+                Err(ref e)
                     if !matches!(e, RegistryError::Cancelled)
                         && matches!(self.head_blob(ep, digest, true).await, Ok(Some(_))) =>
                 {
-                    let _ = e;
                     return Ok(BlobOutcome::Uploaded);
                 }
                 Err(e) if e.is_transient() && attempt < policy.attempts => {
