@@ -5,7 +5,7 @@ use clap::Args as ClapArgs;
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Removes blobs that no name in the local store reaches.\n\nExamples:\n  drydock gc --dry-run\n  drydock gc --grace 0s"
+    after_help = "Removes blobs that no name in the local store (and no build cache record) reaches.\n\nExamples:\n  drydock gc --dry-run\n  drydock gc --grace 0s"
 )]
 pub struct Args {
     /// Report what would be removed without removing it.
@@ -39,7 +39,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = drydock_content::gc::GcOptions {
         dry_run: args.dry_run,
         grace: args.grace,
-        ..Default::default()
+        // The build cache's records keep their layers.
+        extra_roots: drydock_builder::BuildCache::new(&crate::home::drydock_home()).roots(),
     };
     let report = drydock_content::gc::collect(&store, &opts)?;
     if args.json {

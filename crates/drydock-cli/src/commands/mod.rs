@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod build;
+mod builder;
 mod copy;
 mod gc;
 mod images;
@@ -41,8 +42,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build an image from a Dockerfile (for now: `--check` parses, lints and plans it).
+    /// Build an image from a Dockerfile, daemonless (`--check` only parses, lints and plans).
     Build(build::Args),
+    /// The build cache: `builder prune`, `builder du`.
+    Builder(builder::Args),
     /// List images in the local store.
     Images(images::Args),
     /// Show an image's manifest, config and layers.
@@ -87,6 +90,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(a) => build::run(a),
+        Command::Builder(a) => builder::run(a),
         Command::Images(a) => images::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Tag(a) => tag::run(a),
