@@ -248,7 +248,10 @@ fn find_lower(
 ///
 /// `lowers` (topmost first) are used only to leave out copied-up files and directories that did
 /// not change (same content, mode, owner, xattrs; mtime if `opts.compare_mtime`); pass `&[]` to
-/// write everything in `upper`. The upper must come from a mount without `redirect_dir` and
+/// write everything in `upper`. A path is looked up in the first lower that has it, where a
+/// whiteout device means "absent"; opaque directories inside the lowers are not followed (a
+/// leftover that looks unchanged against a hidden lower file would be left out, which is why the
+/// sandbox passes a single merged lower or extracted layers without opaque markers). The upper must come from a mount without `redirect_dir` and
 /// `metacopy` (the sandbox mounts that way): a redirect or metacopy xattr is an error.
 pub fn diff_overlay_upper(
     upper: &Path,
