@@ -63,16 +63,16 @@ macro_rules! rules {
 }
 
 rules! {
-    STAGE_NAME_CASING = "StageNameCasing", "Stage names should be lowercase", "write the stage name in lowercase";
-    FROM_AS_CASING = "FromAsCasing", "The 'as' keyword should match the case of the 'from' keyword", "write `FROM ... AS ...` or `from ... as ...`";
+    STAGE_NAME_CASING = "StageNameCasing", "Stage names should be lowercase", "";
+    FROM_AS_CASING = "FromAsCasing", "The 'as' keyword should match the case of the 'from' keyword", "";
     NO_EMPTY_CONTINUATION = "NoEmptyContinuation", "Empty continuation lines will become errors in a future release", "remove the empty line or end it with the escape character";
     CONSISTENT_INSTRUCTION_CASING = "ConsistentInstructionCasing", "All commands within the Dockerfile should use the same casing (either upper or lower)", "";
     DUPLICATE_STAGE_NAME = "DuplicateStageName", "Stage names should be unique", "rename one of the stages";
     RESERVED_STAGE_NAME = "ReservedStageName", "Reserved words should not be used as stage names", "pick another name: `scratch` and `context` have special meanings";
-    JSON_ARGS_RECOMMENDED = "JSONArgsRecommended", "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals", "use the exec form, e.g. CMD [\"executable\", \"arg\"]";
+    JSON_ARGS_RECOMMENDED = "JSONArgsRecommended", "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals", "";
     MAINTAINER_DEPRECATED = "MaintainerDeprecated", "The MAINTAINER instruction is deprecated, use a label instead to define an image author", "use LABEL org.opencontainers.image.authors=\"...\"";
     UNDEFINED_ARG_IN_FROM = "UndefinedArgInFrom", "FROM command must use declared ARGs", "declare the variable with ARG before the first FROM";
-    WORKDIR_RELATIVE_PATH = "WorkdirRelativePath", "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes", "use an absolute path, or set an absolute WORKDIR first";
+    WORKDIR_RELATIVE_PATH = "WorkdirRelativePath", "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes", "";
     UNDEFINED_VAR = "UndefinedVar", "Variables should be defined before their use", "declare it with ARG or ENV before this instruction";
     MULTIPLE_INSTRUCTIONS_DISALLOWED = "MultipleInstructionsDisallowed", "Multiple instructions of the same type should not be used in the same stage", "remove all but the last one";
     LEGACY_KEY_VALUE_FORMAT = "LegacyKeyValueFormat", "Legacy key/value format with whitespace separator should not be used", "";
@@ -271,9 +271,17 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
             None
         };
         if let Some(want) = want {
-            out.push(CONSISTENT_INSTRUCTION_CASING.diagnostic(
-                format!("Command '{k}' should match the case of the command majority ({want})"),
-                i.keyword_word.span,
+            let fixed = if want == "lowercase" {
+                k.to_lowercase()
+            } else {
+                k.to_uppercase()
+            };
+            out.push(first_hint(
+                CONSISTENT_INSTRUCTION_CASING.diagnostic(
+                    format!("Command '{k}' should match the case of the command majority ({want})"),
+                    i.keyword_word.span,
+                ),
+                format!("write `{fixed}`"),
             ));
         }
     }
@@ -286,9 +294,15 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
             stages.push(std::mem::take(&mut stage));
             if let (Some(name), Some(as_kw)) = (&f.name, &f.as_keyword) {
                 if name.text != name.text.to_lowercase() {
-                    out.push(STAGE_NAME_CASING.diagnostic(
-                        format!("Stage name '{}' should be lowercase", name.text),
-                        name.span,
+                    out.push(first_hint(
+                        STAGE_NAME_CASING.diagnostic(
+                            format!("Stage name '{}' should be lowercase", name.text),
+                            name.span,
+                        ),
+                        format!(
+                            "write `AS {}` (stage names are matched case-insensitively anyway)",
+                            name.text.to_lowercase()
+                        ),
                     ));
                 }
                 let from_kw = &i.keyword_word.text;
@@ -298,12 +312,16 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
                 if (from_upper && !as_upper)
                     || (!from_upper && *from_kw == from_kw.to_lowercase() && !as_lower)
                 {
-                    out.push(FROM_AS_CASING.diagnostic(
-                        format!(
-                            "'{}' and '{}' keywords' casing do not match",
-                            as_kw.text, from_kw
+                    let fixed = if from_upper { "AS" } else { "as" };
+                    out.push(first_hint(
+                        FROM_AS_CASING.diagnostic(
+                            format!(
+                                "'{}' and '{}' keywords' casing do not match",
+                                as_kw.text, from_kw
+                            ),
+                            as_kw.span,
                         ),
-                        as_kw.span,
+                        format!("write `{from_kw} ... {fixed} {}`", name.text),
                     ));
                 }
                 let lower = name.text.to_lowercase();
@@ -386,20 +404,26 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
                     i.keyword_word.span,
                 )),
                 Command::Cmd(c) | Command::Entrypoint(c) if !c.is_exec() && !has_shell => {
-                    out.push(JSON_ARGS_RECOMMENDED.diagnostic(
-                        format!(
-                            "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
-                            i.keyword
+                    out.push(first_hint(
+                        JSON_ARGS_RECOMMENDED.diagnostic(
+                            format!(
+                                "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
+                                i.keyword
+                            ),
+                            i.args.span,
                         ),
-                        i.args.span,
+                        exec_form_hint(i.keyword, &i.args.text),
                     ))
                 }
                 Command::Workdir(w) => {
                     let abs = w.text.starts_with('/') || w.text.starts_with('$');
                     if !abs && !seen_workdir {
-                        out.push(WORKDIR_RELATIVE_PATH.diagnostic(
-                            format!("Relative workdir {:?} can have unexpected results if the base image changes", w.text),
-                            w.span,
+                        out.push(first_hint(
+                            WORKDIR_RELATIVE_PATH.diagnostic(
+                                format!("Relative workdir {:?} can have unexpected results if the base image changes", w.text),
+                                w.span,
+                            ),
+                            format!("it resolves against the base image's WORKDIR; write `WORKDIR /{}` if that is what you mean", w.text.trim_start_matches("./")),
                         ));
                     }
                     seen_workdir = true;
@@ -487,6 +511,28 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
     }
     out.sort_by_key(|d| d.span.start);
     out
+}
+
+/// Puts a concrete fix before the rule's generic hints.
+fn first_hint(mut d: Diagnostic, hint: String) -> Diagnostic {
+    d.hints.insert(0, hint);
+    d
+}
+
+/// The exec form of a simple shell-form command, or how to keep the shell and still get signals.
+fn exec_form_hint(kw: Keyword, cmd: &str) -> String {
+    let simple = !cmd.is_empty()
+        && !cmd
+            .chars()
+            .any(|c| "|&;<>()$`\\\"'*?[]#~={}%!".contains(c) || c == '\n');
+    if simple {
+        let words: Vec<String> = cmd.split_whitespace().map(|w| format!("{w:?}")).collect();
+        format!("write `{kw} [{}]`", words.join(", "))
+    } else {
+        format!(
+            "this command needs a shell: write `{kw} [\"/bin/sh\", \"-c\", \"exec ...\"]` or start it with `exec` so the program replaces the shell"
+        )
+    }
 }
 
 fn quote_if_needed(v: &str) -> String {
