@@ -741,13 +741,48 @@ pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     capped.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
-/// `Retry-After` as seconds (the HTTP-date form is treated as "soon": one second).
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110 IMF-fixdate).
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    match v.parse::<u64>() {
-        Ok(s) => Some(Duration::from_secs(s)),
-        Err(_) => Some(Duration::from_secs(1)),
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(Duration::from_secs(s));
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    match http_date(v) {
+        Some(at) => Some(Duration::from_secs(at.saturating_sub(now))),
+        None => Some(Duration::from_secs(1)),
+    }
+}
+
+/// Seconds since the epoch of `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(s: &str) -> Option<u64> {
+    let mut parts = s.split_whitespace().skip(1);
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| Some(*m) == parts.clone().next())? as i64
+        + 1;
+    parts.next();
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()
 }
 
 /// A transport error's message without URLs (which might carry query tokens).
@@ -861,11 +896,24 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        // A date in the past: retry now.
         h.insert(
             header::RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(1)));
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
+            Some(1_835_438_400)
+        );
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
     }
 
     #[test]
