@@ -278,6 +278,10 @@ fn pid1(cfg: &InitConfig, stdio: Vec<OwnedFd>, sock: &OwnedFd) -> Result<i32, Fa
     check_architecture(&sys, cfg, &merged)?;
     apply_mounts(&sys, pivot, &merged, &mut stubs)?;
 
+    // From here on the command exists: it must not be able to ptrace us, read our memory or open
+    // /proc/1/exe (our binary on the host). Set before the fork; the command's execve makes it
+    // dumpable again for itself.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     // Block every signal: pid 1 takes them with sigwaitinfo and forwards them.
     // SAFETY: sigset_t is plain data and the pointers are valid for the calls.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -298,8 +302,6 @@ fn pid1(cfg: &InitConfig, stdio: Vec<OwnedFd>, sock: &OwnedFd) -> Result<i32, Fa
         unsafe { libc::_exit(127) };
     }
     drop(stdio);
-    // The command must not be able to read our memory or /proc/1/exe (our binary on the host).
-    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let status = reap(child);
     let _ = protocol::send(sock.as_fd(), &FromInit::Exited(status));
     Ok(0)

@@ -726,3 +726,17 @@ fn rlimits_stdin_and_output_descriptors() {
         "123\n456\nfrom stdin\n"
     );
 }
+
+#[test]
+fn the_sandbox_init_is_not_inspectable_from_inside() {
+    if !ready() {
+        return;
+    }
+    let f = Fixture::new();
+    let o = run(f.sh(
+        "ls -l /proc/1/exe 2>&1 | grep -c drydock-sandbox-init; cat /proc/1/environ 2>&1 >/dev/null | grep -c denied",
+    ))
+    .unwrap();
+    // /proc/1/exe cannot be resolved and /proc/1/environ cannot be read.
+    assert_eq!(text(&o.stdout), "0\n1\n", "{}", text(&o.stderr));
+}
