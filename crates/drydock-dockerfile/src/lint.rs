@@ -493,6 +493,42 @@ pub fn check(df: &Dockerfile) -> Vec<Diagnostic> {
         }
         shell_set.push((name, has_shell));
     }
+    // Text that looks like exec form but is not JSON silently becomes a shell command.
+    for i in &df.instructions {
+        let shell_text = match &i.command {
+            Command::Run(r) => match &r.command {
+                CommandLine::Shell(w) => Some(w),
+                CommandLine::Exec(_) => None,
+            },
+            Command::Cmd(CommandLine::Shell(w)) | Command::Entrypoint(CommandLine::Shell(w)) => {
+                Some(w)
+            }
+            Command::Healthcheck(crate::ast::Healthcheck::Cmd {
+                command: CommandLine::Shell(w),
+                ..
+            }) => Some(w),
+            _ => None,
+        };
+        if let Some(w) = shell_text {
+            let t = w.text.trim();
+            if t.starts_with('[') && t.ends_with(']') {
+                let hint = if t.contains('\'') {
+                    "JSON strings need double quotes: [\"executable\", \"arg\"]".to_string()
+                } else {
+                    "check the quotes and commas: [\"executable\", \"arg\"]".to_string()
+                };
+                out.push(
+                    Diagnostic::warning(
+                        format!("{} arguments look like exec form but are not valid JSON, so they run as a shell command", i.keyword),
+                        w.span,
+                    )
+                    .with_code("invalid-json-args")
+                    .with_label("this text is passed to /bin/sh -c as it is")
+                    .with_hint(hint),
+                );
+            }
+        }
+    }
     if let Some(w) = &df.directives.syntax {
         let image = w.text.split(['@', ':']).next().unwrap_or("");
         let official = [
@@ -521,6 +557,10 @@ fn first_hint(mut d: Diagnostic, hint: String) -> Diagnostic {
 
 /// The exec form of a simple shell-form command, or how to keep the shell and still get signals.
 fn exec_form_hint(kw: Keyword, cmd: &str) -> String {
+    let t = cmd.trim();
+    if t.starts_with('[') && t.ends_with(']') {
+        return format!("write it as JSON: `{kw} {}`", t.replace('\'', "\""));
+    }
     let simple = !cmd.is_empty()
         && !cmd
             .chars()
