@@ -214,29 +214,48 @@ pub fn diff_trees(
     write_plan(&upper_nodes, emit, markers, out, opts)
 }
 
-/// The path as seen through `lowers` (topmost first, as in overlayfs' `lowerdir=`), or `None`
-/// when no lower has it or the topmost that does has a whiteout (char device 0/0) there.
+fn is_opaque(dir: &Path) -> bool {
+    let mut buf = [0u8; 1];
+    ["trusted.overlay.opaque", "user.overlay.opaque"].iter().any(|name| {
+        matches!(rustix::fs::lgetxattr(dir, *name, &mut buf[..]), Ok(1) if buf[0] == b'y')
+    })
+}
+
+/// The path as overlayfs shows it through `lowers` (topmost first, as in `lowerdir=`), or
+/// `None` when it is absent there: no lower has it, or a higher lower hides it with a whiteout
+/// (character device 0/0), a non-directory ancestor, or an opaque ancestor directory.
 fn find_lower(
     lowers: &[PathBuf],
     rel: &[u8],
     read_xattrs: bool,
 ) -> Result<Option<Node>, LayerError> {
     use std::os::unix::ffi::OsStrExt;
-    let relp = Path::new(std::ffi::OsStr::from_bytes(rel));
+    let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
     for lower in lowers {
-        let abs = lower.join(relp);
-        match fs::symlink_metadata(&abs) {
-            Ok(meta) => {
-                if meta.file_type().is_char_device() && meta.rdev() == 0 {
-                    return Ok(None);
-                }
-                return Node::from_path(rel.to_vec(), abs, &meta, read_xattrs).map(Some);
+        let mut dir = lower.clone();
+        let mut hides_below = false;
+        for (i, c) in comps.iter().enumerate() {
+            dir.push(std::ffi::OsStr::from_bytes(c));
+            let meta = match fs::symlink_metadata(&dir) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(LayerError::io(dir, "lstat", e)),
+            };
+            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+            if whiteout {
+                return Ok(None);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
-                continue;
+            if i + 1 == comps.len() {
+                return Node::from_path(rel.to_vec(), dir, &meta, read_xattrs).map(Some);
             }
-            Err(e) => return Err(LayerError::io(abs, "lstat", e)),
+            if !meta.is_dir() {
+                // A file where a parent should be: nothing below it, here or further down.
+                return Ok(None);
+            }
+            hides_below |= is_opaque(&dir);
+        }
+        if hides_below {
+            return Ok(None);
         }
     }
     Ok(None)
@@ -248,10 +267,8 @@ fn find_lower(
 ///
 /// `lowers` (topmost first) are used only to leave out copied-up files and directories that did
 /// not change (same content, mode, owner, xattrs; mtime if `opts.compare_mtime`); pass `&[]` to
-/// write everything in `upper`. A path is looked up in the first lower that has it, where a
-/// whiteout device means "absent"; opaque directories inside the lowers are not followed (a
-/// leftover that looks unchanged against a hidden lower file would be left out, which is why the
-/// sandbox passes a single merged lower or extracted layers without opaque markers). The upper must come from a mount without `redirect_dir` and
+/// write everything in `upper`. Lowers are read the way overlayfs reads them: whiteout devices,
+/// opaque directories and non-directory parents hide what is below them. The upper must come from a mount without `redirect_dir` and
 /// `metacopy` (the sandbox mounts that way): a redirect or metacopy xattr is an error.
 pub fn diff_overlay_upper(
     upper: &Path,

@@ -521,3 +521,58 @@ fn overlay_format_layer_mounted_gives_the_applied_tree() {
     let _ = Command::new("umount").arg(&merged).status();
     assert_eq!(seen, listing(&applied));
 }
+
+#[test]
+fn overlay_upper_diff_reads_the_lowers_like_overlayfs() {
+    if !require(is_root(), "root (trusted.overlay xattrs, whiteout devices)") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let [upper, top, bottom] = ["upper", "top", "bottom"].map(|d| {
+        let p = work.path().join(d);
+        fs::create_dir(&p).unwrap();
+        p
+    });
+    // bottom has o/f, p/g and w; top makes o opaque (hiding o/f) and whites out w.
+    for d in [&bottom, &top, &upper] {
+        fs::create_dir(d.join("o")).unwrap();
+    }
+    fs::create_dir(bottom.join("p")).unwrap();
+    fs::write(bottom.join("o/f"), b"same").unwrap();
+    fs::write(bottom.join("p/g"), b"same").unwrap();
+    fs::write(bottom.join("w"), b"same").unwrap();
+    rustix::fs::setxattr(
+        top.join("o"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        top.join("w"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    // The upper holds the same bytes at all three paths, with the same metadata.
+    fs::create_dir(upper.join("p")).unwrap();
+    for f in ["o/f", "p/g", "w"] {
+        fs::write(upper.join(f), b"same").unwrap();
+    }
+    let mut layer = Vec::new();
+    diff_overlay_upper(
+        &upper,
+        &[top.clone(), bottom.clone()],
+        &mut layer,
+        &DiffOptions::default(),
+    )
+    .unwrap();
+    let n = names(&layer);
+    // o/f is new (the lower one is hidden by the opaque dir), w is new (whited out below);
+    // p/g is a copy-up of the same file: left out.
+    assert!(n.contains(&"o/f".to_string()), "{n:?}");
+    assert!(n.contains(&"w".to_string()), "{n:?}");
+    assert!(!n.contains(&"p/g".to_string()), "{n:?}");
+}
