@@ -16,14 +16,18 @@ mod kit;
 mod login;
 mod logout;
 mod logs;
+mod project;
 mod pull;
 mod push;
 mod registry;
 mod remote;
+mod remote_cmd;
 mod rmi;
 mod run;
 mod runs;
 mod sandbox;
+mod serve;
+mod server_client;
 mod tag;
 mod tags;
 mod validate;
@@ -82,6 +86,12 @@ pub enum Command {
     Logout(logout::Args),
     /// Run the embedded OCI registry; manage its users, tokens and garbage.
     Registry(registry::Args),
+    /// Run the server: webhooks, schedules, chains, queue, web UI, REST API, registry at /v2/.
+    Serve(serve::Args),
+    /// Register and configure projects on a drydock server.
+    Project(project::Args),
+    /// Runs on a drydock server: trigger, list, show, logs, cancel, re-run.
+    Remote(remote_cmd::Args),
     /// Internal: run a command in a sandbox.
     #[command(hide = true)]
     Sandbox(sandbox::Args),
@@ -109,6 +119,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login(a) => login::run(a),
         Command::Logout(a) => logout::run(a),
         Command::Registry(a) => registry::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Project(a) => project::run(a),
+        Command::Remote(a) => remote_cmd::run(a),
         Command::Sandbox(a) => sandbox::run(a),
     }
 }
