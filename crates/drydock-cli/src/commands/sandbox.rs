@@ -24,7 +24,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Sub {
-    /// Run one command and exit with its status (128+N when killed by signal N).
+    /// Internal: run one command in a sandbox and exit with its status (128+N when killed by
+    /// signal N).
     Run(RunArgs),
 }
 
