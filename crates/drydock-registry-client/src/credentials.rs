@@ -570,6 +570,53 @@ mod tests {
     }
 
     #[test]
+    fn podman_auth_files_registry_auth_file_first() {
+        let d = tempfile::tempdir().unwrap();
+        let runtime = d.path().join("run");
+        std::fs::create_dir_all(runtime.join("containers")).unwrap();
+        write(
+            &runtime.join("containers"),
+            "auth.json",
+            serde_json::json!({"auths": {
+                "quay.io": {"auth": STANDARD.encode("podman:pw")},
+                "docker.io": {"auth": STANDARD.encode("hub-podman:pw")},
+            }}),
+        );
+        let explicit = write(
+            d.path(),
+            "explicit.json",
+            serde_json::json!({"auths": {"quay.io/team": {"auth": STANDARD.encode("ns:pw")}, "quay.io": {"auth": STANDARD.encode("file:pw")}}}),
+        );
+        write(d.path(), "config.json", serde_json::json!({"auths": {}}));
+        let dir = d.path().to_str().unwrap().to_string();
+        let runtime = runtime.to_str().unwrap().to_string();
+        let explicit = explicit.to_str().unwrap().to_string();
+        let vars = move |with_file: bool| {
+            let (dir, runtime, explicit) = (dir.clone(), runtime.clone(), explicit.clone());
+            Credentials::from_vars(move |k| match k {
+                "DOCKER_CONFIG" => Some(dir.clone()),
+                "XDG_RUNTIME_DIR" => Some(runtime.clone()),
+                "REGISTRY_AUTH_FILE" if with_file => Some(explicit.clone()),
+                _ => None,
+            })
+        };
+        // containers/auth.json when nothing else knows the registry.
+        assert_eq!(
+            vars(false).lookup("quay.io").unwrap().unwrap().username(),
+            "podman"
+        );
+        assert_eq!(
+            vars(false).lookup("docker.io").unwrap().unwrap().username(),
+            "hub-podman"
+        );
+        // $REGISTRY_AUTH_FILE before it; its registry-wide entry, not a namespace's.
+        assert_eq!(
+            vars(true).lookup("quay.io").unwrap().unwrap().username(),
+            "file"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_secrets() {
         let c = Credential::Basic {
             username: "u".into(),
