@@ -51,7 +51,7 @@ pub struct PruneReport {
 /// How much to prune.
 #[derive(Debug, Clone, Default)]
 pub struct PruneOptions {
-    /// Drop everything: records, cache mounts, snapshots.
+    /// Drop every record, cache mount and build snapshot (snapshots of named images stay).
     pub all: bool,
     /// Drop least recently used records until the cache's blobs fit in this many bytes.
     pub keep_storage: Option<u64>,
@@ -263,7 +263,9 @@ impl BuildCache {
             live.extend(rec.layers.iter().map(|l| l.digest.clone()));
         }
         let snaps = crate::snapshots::Snapshots::new(self.snapshots_dir(), store.clone(), false);
-        report.snapshots_removed = snaps.retain(&|d| !opts.all && live.contains(d));
+        // Snapshots of named images' layers stay (the unpacked image store, as Docker keeps
+        // images unpacked); those only build results used go with their records.
+        report.snapshots_removed = snaps.retain(&|d| live.contains(d));
         let _ = crate::snapshots::remove_tree(&self.tmp_dir());
         // Blobs only the dropped records named: no image and no remaining record needs them.
         for d in dropped.difference(&live) {
