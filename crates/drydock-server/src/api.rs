@@ -456,6 +456,8 @@ pub fn run_json(app: &App, id: i64) -> Result<Value, ApiErr> {
         "retry_of": meta.as_ref().and_then(|m| m.retry_of),
         "chain": meta.as_ref().and_then(|m| m.chain_id),
         "url": app.run_url(r.id),
+        // Still held by a worker (finishing touches: reason, statuses, chains).
+        "active": app.is_active(r.id),
     }))
 }
 
@@ -592,8 +594,9 @@ pub async fn job_logs(
 ) -> ApiResult {
     require(&app, &headers, "read")?;
     let j = app.db.job_by_name(id, &job)?;
-    let lines = app.db.logs(
-        j.id,
+    let lines = app.job_lines(
+        id,
+        &j,
         q.after.unwrap_or(0),
         q.limit.unwrap_or(10_000).clamp(1, 100_000),
     )?;
@@ -618,7 +621,7 @@ pub async fn job_events(
         .unwrap_or(0);
     struct St {
         app: Arc<App>,
-        job_id: i64,
+        job: drydock_db::Job,
         run_id: i64,
         name: String,
         after: i64,
@@ -629,7 +632,7 @@ pub async fn job_events(
     let st = St {
         rx: app.changes.subscribe(),
         app: app.clone(),
-        job_id: j.id,
+        job: j,
         run_id: id,
         name: job,
         after,
@@ -646,8 +649,7 @@ pub async fn job_events(
             }
             let lines = st
                 .app
-                .db
-                .logs(st.job_id, st.after, 1000)
+                .job_lines(st.run_id, &st.job, st.after, 1000)
                 .unwrap_or_default();
             if !lines.is_empty() {
                 for l in lines {
@@ -675,8 +677,7 @@ pub async fn job_events(
                 // One more look: the last batch may have landed with the status.
                 let lines = st
                     .app
-                    .db
-                    .logs(st.job_id, st.after, 1000)
+                    .job_lines(st.run_id, &st.job, st.after, 1000)
                     .unwrap_or_default();
                 if lines.is_empty() {
                     st.done = true;

@@ -174,6 +174,9 @@ pub struct App {
     pub watch: Mutex<HashMap<String, crate::triggers::Watch>>,
     /// Commit-status calls made (for the UI and tests): (url, state).
     pub status_log: Mutex<Vec<(String, String)>>,
+    /// Lines of running jobs as they are logged, before the engine's batched database write:
+    /// (run, job) -> (stream, step, line); line n here is sequence number n in the database.
+    live: Mutex<HashMap<(i64, String), Vec<(String, Option<i64>, String)>>>,
     pub(crate) status_tx: tokio::sync::mpsc::UnboundedSender<(String, reqwest::Request)>,
     pub(crate) status_rx:
         Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, reqwest::Request)>>>,
@@ -247,6 +250,7 @@ impl App {
         Ok(App {
             status_tx,
             status_rx: Mutex::new(Some(status_rx)),
+            live: Mutex::new(HashMap::new()),
             git: GitCache::new(data.join("git")),
             cfg,
             db,
@@ -267,6 +271,39 @@ impl App {
 
     pub fn changed(&self) {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A job's log lines after sequence number `after`: from the database, then the lines
+    /// logged since its last batch was written.
+    pub fn job_lines(
+        &self,
+        run: i64,
+        job: &drydock_db::Job,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<drydock_db::LogLine>, drydock_db::DbError> {
+        let mut lines = self.db.logs(job.id, after, limit)?;
+        let next = lines.last().map_or(after, |l| l.seq);
+        if (lines.len() as i64) < limit {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = live.get(&(run, job.name.clone())) {
+                let now = now_ms();
+                for (i, (stream, step, line)) in v.iter().enumerate().skip(next.max(0) as usize) {
+                    if lines.len() as i64 >= limit {
+                        break;
+                    }
+                    lines.push(drydock_db::LogLine {
+                        job_id: job.id,
+                        seq: i as i64 + 1,
+                        step_idx: *step,
+                        stream: stream.clone(),
+                        ts: now,
+                        line: line.clone(),
+                    });
+                }
+            }
+        }
+        Ok(lines)
     }
 
     pub fn wake(&self) {
@@ -513,8 +550,8 @@ impl App {
     fn execute(self: &Arc<Self>, id: i64, meta: RunMeta, project: Project, cancel: Cancel) {
         let outcome = self.execute_inner(id, &meta, &project, &cancel);
         let cancel_reason = {
-            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            q.active.remove(&id).and_then(|a| a.cancel_reason)
+            let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.active.get(&id).and_then(|a| a.cancel_reason.clone())
         };
         match outcome {
             Ok(()) => {
@@ -544,6 +581,11 @@ impl App {
             crate::statuses::report(self, &project, id, &r.sha, r.status);
         }
         crate::chains::run_finished(self, id);
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .active
+            .remove(&id);
         self.changed();
         self.wake();
     }
@@ -597,15 +639,22 @@ impl App {
         }
         let app = Arc::downgrade(self);
         let progress = Arc::new(move |e: &RunEvent<'_>| {
-            if let RunEvent::RunFinished { .. }
-            | RunEvent::Job { .. }
-            | RunEvent::Log { .. }
-            | RunEvent::StepStarted { .. }
-            | RunEvent::StepFinished { .. } = e
-                && let Some(a) = app.upgrade()
+            let Some(a) = app.upgrade() else { return };
+            if let RunEvent::Log {
+                job,
+                step,
+                stream,
+                line,
+            } = e
             {
-                a.changed();
+                a.live
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry((id, job.to_string()))
+                    .or_default()
+                    .push((stream.to_string(), step.map(|s| s as i64), line.to_string()));
             }
+            a.changed();
         });
         let timeout = project
             .timeout_minutes
@@ -638,6 +687,10 @@ impl App {
         if let Some(t) = timer {
             t.abort();
         }
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(r, _), _| *r != id);
         let _ = std::fs::remove_dir_all(&work);
         match result {
             Ok(r) => {

@@ -154,7 +154,7 @@ impl TestServer {
             let (s, v) = self.api("GET", &format!("/api/runs/{id}"), None).await;
             assert_eq!(s, 200, "{v}");
             let st = v["status"].as_str().unwrap_or("");
-            if !matches!(st, "queued" | "running") {
+            if !matches!(st, "queued" | "running") && v["active"] == false {
                 return v;
             }
             assert!(Instant::now() < deadline, "run {id} did not finish: {v}");
