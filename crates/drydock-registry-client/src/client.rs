@@ -300,6 +300,7 @@ impl Client {
                 Err(e) => {
                     let message = describe(&e);
                     if can_retry
+                        && !is_certificate_error(&e)
                         && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
                     {
                         let wait = backoff(policy, attempt);
@@ -783,6 +784,31 @@ fn http_date(s: &str) -> Option<u64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()
+}
+
+/// Whether a transport error is a TLS certificate rejection (retrying cannot help).
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    fn tls_error<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        // io::Error wraps its payload (sometimes another io::Error) without exposing it as a
+        // source: unwrap it by hand.
+        loop {
+            if let Some(t) = e.downcast_ref::<rustls::Error>() {
+                return Some(t);
+            }
+            e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+        }
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if matches!(
+            tls_error(s),
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        ) {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// A transport error's message without URLs (which might carry query tokens).

@@ -133,7 +133,7 @@ async fn insecure_registries_accept_self_signed_tls_and_others_refuse_it() {
     let host = format!("registry.test:{}", reg.port);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", reg.port).parse().unwrap();
     let target = r(&format!("{host}/secure/app:1"));
-    let (mut o, _) = opts();
+    let (mut o, events) = opts();
     o.resolve = vec![("registry.test".into(), addr)];
     let strict = Client::new(o.clone()).unwrap();
     let err = strict
@@ -141,6 +141,12 @@ async fn insecure_registries_accept_self_signed_tls_and_others_refuse_it() {
         .await
         .unwrap_err();
     assert!(matches!(err, RegistryError::Connect { .. }), "{err}");
+    let retried = events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Retry { .. }));
+    assert!(!retried, "a rejected certificate is not retried");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
