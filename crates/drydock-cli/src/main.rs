@@ -13,7 +13,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // First thing, before any thread exists: this process may be the sandbox's init, re-executed
-    // by drydock-sandbox (see crates/drydock-sandbox/ARCHITECTURE-sandbox.md).
+    // by drydock-sandbox (see "The sandbox" in ARCHITECTURE.md).
     drydock_sandbox::maybe_run_init();
     let cli = commands::Cli::parse();
     match commands::run(cli) {

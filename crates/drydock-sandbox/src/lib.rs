@@ -8,7 +8,7 @@
 //!
 //! - [`run`] / [`SandboxSpec`] / [`Outcome`]: the blocking API.
 //! - [`maybe_run_init`]: the entry point a binary calls first thing in `main` so the sandbox can
-//!   re-exec it as a small single-threaded init (see `ARCHITECTURE-sandbox.md`).
+//!   re-exec it as a small single-threaded init (see "The sandbox" in ARCHITECTURE.md).
 //! - [`SnapshotCache`] / [`LayerSource`]: layers extracted once per digest, shared between runs.
 //! - [`Changes`]: a run's upper directory, the raw material of the resulting layer.
 //! - Pure decision logic, unit-tested without root: [`users`], [`caps`], [`seccomp`], [`cgroup`],
