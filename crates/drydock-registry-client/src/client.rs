@@ -221,8 +221,8 @@ impl Client {
                 auth: Mutex::new(HostAuth::None),
             };
             // Only the last candidate gets retries: an HTTP server answering a TLS handshake fails
-            // at once and for good.
-            let retry = if i + 1 < n {
+            // at once and for good. Mirrors get one try: the next endpoint is the fallback.
+            let retry = if i + 1 < n || ep.mirror {
                 Retry::Once
             } else {
                 Retry::Idempotent

@@ -109,6 +109,12 @@ async fn pulls_try_mirrors_first_and_fall_back_to_the_origin() {
         .iter()
         .any(|e| matches!(e, Event::Note(n) if n.contains("mirror")));
     assert!(noted);
+    let retried = events2
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Retry { .. }));
+    assert!(!retried, "a dead mirror gets one try, then the origin");
     drop(events);
 }
 
