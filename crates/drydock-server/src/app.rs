@@ -106,6 +106,9 @@ pub struct Loaded {
     pub plan: Arc<drydock_pipeline::plan::Pipeline>,
 }
 
+/// A logged line not yet in the database: (stream, step, line).
+type LiveLine = (String, Option<i64>, String);
+
 /// A run that is executing.
 struct Active {
     project: String,
@@ -176,7 +179,7 @@ pub struct App {
     pub status_log: Mutex<Vec<(String, String)>>,
     /// Lines of running jobs as they are logged, before the engine's batched database write:
     /// (run, job) -> (stream, step, line); line n here is sequence number n in the database.
-    live: Mutex<HashMap<(i64, String), Vec<(String, Option<i64>, String)>>>,
+    live: Mutex<HashMap<(i64, String), Vec<LiveLine>>>,
     pub(crate) status_tx: tokio::sync::mpsc::UnboundedSender<(String, reqwest::Request)>,
     pub(crate) status_rx:
         Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, reqwest::Request)>>>,

@@ -1,3 +1,4 @@
+#![allow(clippy::print_stderr)]
 //! Schedules (a missed tick after downtime fires once), load (1,000 deliveries: a third with
 //! bad signatures, some replays: exactly the expected runs, no server error), concurrency
 //! groups with cancel-in-progress, manual runs and cancel.
