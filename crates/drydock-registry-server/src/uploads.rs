@@ -220,7 +220,7 @@ impl Session {
         let start = self.len;
         let durable = self.durable;
         // Frames go to the writer thread in batches, without copying.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
         let writer = tokio::task::spawn_blocking(move || {
             let mut hasher = hasher;
             let mut written = 0u64;

@@ -182,6 +182,9 @@ fn sigkill_mid_push() {
                 digest: img.digest.clone(),
             };
             tasks.push(tokio::spawn(async move {
+                // Staggered starts: when the kill lands, some pushes are done, some half-way,
+                // some not started, however fast the machine is.
+                tokio::time::sleep(Duration::from_millis(20 * i as u64)).await;
                 let r = push_chunked(
                     &c,
                     &url,
