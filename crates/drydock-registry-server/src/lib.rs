@@ -15,6 +15,27 @@
 //! - [`gc`]: online garbage collection with a grace period.
 //! - [`events`] and [`webhooks`]: the event bus and signed webhook deliveries.
 //! - [`metrics`], [`ratelimit`], [`server`]: operations (Prometheus text, token buckets, TLS).
+//!
+//! Embedding (what `drydock serve` does):
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use drydock_registry_server::{Registry, RegistryConfig};
+//! let mut cfg = RegistryConfig::new("/var/lib/drydock/registry");
+//! cfg.public_url = Some("https://ci.example.com".into()); // realm of the token service
+//! let registry = Registry::open(cfg)?;
+//! registry.start_background(); // webhooks, periodic GC, upload expiry
+//! let mut events = registry.events().subscribe(); // pushes, deletes, mounts
+//! tokio::spawn(async move {
+//!     while let Ok(e) = events.recv().await {
+//!         let _ = (e.repository, e.tag, e.digest); // e.g. fire `image` triggers
+//!     }
+//! });
+//! // Merge (not nest): the routes carry their `/v2/...` paths. Serve with
+//! // `into_make_service_with_connect_info::<SocketAddr>()` for per-client rate limits.
+//! let app = axum::Router::new().merge(registry.router());
+//! # let _ = app; Ok(()) }
+//! ```
 
 pub mod auth;
 pub mod config;
