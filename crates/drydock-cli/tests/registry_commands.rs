@@ -214,3 +214,130 @@ fn login_validates_saves_and_logout_removes() {
 fn sha256_hex(data: &[u8]) -> String {
     drydock_oci::Digest::sha256(data).hex().to_string()
 }
+
+/// `drydock registry serve` as a child process, killed on drop.
+struct EmbeddedRegistry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for EmbeddedRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The client against drydock's own registry: its token service, and the referrers API (the
+/// registry handles `subject`, so no tag-schema fallback index is written).
+#[test]
+fn against_the_embedded_registry_with_auth_and_referrers() {
+    let h = Home::new();
+    let storage = h.path().join("registry");
+    let mut add = h
+        .drydock_in("home")
+        .env("DRYDOCK_REGISTRY_STORAGE", &storage)
+        .args(["registry", "user", "add", "ci", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"s3cret-pw\n").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = drydock_testkit::free_port();
+    let child = h
+        .drydock_in("home")
+        .env("DRYDOCK_REGISTRY_STORAGE", &storage)
+        .args([
+            "registry",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reg = EmbeddedRegistry { child, port };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", reg.port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drydock registry serve did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let host = format!("127.0.0.1:{}", reg.port);
+    h.image("app:dev");
+    let target = format!("{host}/acme/app:1");
+    let err = h.fails(&["push", &target, "--from", "app:dev"]);
+    assert!(err.contains("credentials"), "{err}");
+    let pushed = json(&run_ok(
+        h.drydock_in("home")
+            .env("DRYDOCK_REGISTRY_USER", "ci")
+            .env("DRYDOCK_REGISTRY_PASSWORD", "s3cret-pw")
+            .args(["push", &target, "--from", "app:dev", "--json"]),
+    ));
+    let subject = drydock_oci::Digest::parse(pushed["digest"].as_str().unwrap()).unwrap();
+
+    // An artifact that refers to the image, pushed with the library.
+    use drydock_oci::media_type;
+    let store = drydock_content::Store::open(h.path().join("home/content")).unwrap();
+    let empty = store.put_bytes(b"{}").unwrap();
+    let payload = store.put_bytes(b"a signature").unwrap();
+    let subject_size = store.info(&subject).unwrap().unwrap().size;
+    let artifact = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_MANIFEST,
+        "artifactType": "application/vnd.example.sig",
+        "config": {"mediaType": media_type::OCI_EMPTY, "digest": empty.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": payload.to_string(), "size": 11}],
+        "subject": {"mediaType": media_type::OCI_MANIFEST, "digest": subject.to_string(), "size": subject_size},
+    });
+    let art =
+        drydock_content::image::put_json(&store, &artifact, media_type::OCI_MANIFEST).unwrap();
+    let art_digest = drydock_oci::Digest::try_from(art.digest()).unwrap();
+    let mut opts = drydock_registry_client::ClientOptions::default();
+    opts.credentials.insert(
+        &host,
+        drydock_registry_client::Credential::Basic {
+            username: "ci".into(),
+            password: "s3cret-pw".into(),
+        },
+    );
+    let client = drydock_registry_client::BlockingClient::new(opts).unwrap();
+    let repo = drydock_oci::Reference::parse(&format!("{host}/acme/app:1")).unwrap();
+    client
+        .push(
+            &store,
+            &art,
+            &[repo.repository_ref().with_digest(art_digest.clone())],
+            &Default::default(),
+        )
+        .unwrap();
+    let referrers = client
+        .referrers(&repo.repository_ref().with_digest(subject.clone()), None)
+        .unwrap();
+    let digests: Vec<String> = referrers.iter().map(|d| d.digest().to_string()).collect();
+    assert_eq!(digests, [art_digest.to_string()]);
+    let tags = client.tags(&repo.repository_ref()).unwrap();
+    assert!(
+        !tags.iter().any(|t| t.starts_with("sha256-")),
+        "no fallback tag: {tags:?}"
+    );
+
+    // Pulled back with the same credentials, digest for digest.
+    let pulled = json(&run_ok(
+        h.drydock_in("home2")
+            .env("DRYDOCK_REGISTRY_USER", "ci")
+            .env("DRYDOCK_REGISTRY_PASSWORD", "s3cret-pw")
+            .args(["pull", &target, "--json"]),
+    ));
+    assert_eq!(pulled["digest"], subject.to_string().as_str());
+}
