@@ -369,7 +369,7 @@ pub fn graph_svg(jobs: &[&Job]) -> String {
         *r += 1;
     }
     let width = 20 + (rows.len().max(1)) * (w + gx);
-    let height = 20 + rows.values().copied().max().unwrap_or(1) * (h + gy);
+    let height = 20 + rows.values().copied().max().unwrap_or(1) * (h + gy) + h;
     let mut s = format!(
         "<svg id=graph xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=img aria-label=\"job graph\">"
     );
@@ -377,13 +377,20 @@ pub fn graph_svg(jobs: &[&Job]) -> String {
         let (x, y) = pos[j.name.as_str()];
         for n in &j.needs {
             if let Some(&(nx, ny)) = pos.get(n.as_str()) {
-                s.push_str(&format!(
-                    "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#8894a3\" stroke-width=\"2\"/>",
-                    nx + w,
-                    ny + h / 2,
-                    x,
-                    y + h / 2
-                ));
+                let (x1, y1, x2, y2) = (nx + w, ny + h / 2, x, y + h / 2);
+                if y1 == y2 && x2 - x1 > gx {
+                    // Skips a column on the same row: bend below the boxes in between.
+                    let below = y1 + h + gy;
+                    s.push_str(&format!(
+                        "<path class=edge d=\"M{x1} {y1} C{} {below} {} {below} {x2} {y2}\" fill=\"none\" stroke=\"#8894a3\" stroke-width=\"2\"/>",
+                        x1 + gx,
+                        x2 - gx
+                    ));
+                } else {
+                    s.push_str(&format!(
+                        "<path class=edge d=\"M{x1} {y1} L{x2} {y2}\" fill=\"none\" stroke=\"#8894a3\" stroke-width=\"2\"/>"
+                    ));
+                }
             }
         }
     }
@@ -404,6 +411,18 @@ pub fn graph_svg(jobs: &[&Job]) -> String {
 }
 
 const LIVE_JS: &str = r#"
+var colours = {success:'#2e9d57',failure:'#cf3b3b',running:'#d99a00',queued:'#7b8794',skipped:'#a0a8b3',cancelled:'#5d6670',interrupted:'#8e44ad'};
+function refresh(){
+  fetch(location.pathname.replace('/runs/', '/api/runs/')).then(function(r){return r.json();}).then(function(run){
+    var rs = document.getElementById('runstatus');
+    if (rs) { rs.textContent = run.status; rs.className = 'st st-' + run.status; }
+    run.jobs.forEach(function(j){
+      var g = document.querySelector('#graph g.node[data-job="' + j.name + '"] rect');
+      if (g) g.setAttribute('fill', colours[j.status] || '#7b8794');
+    });
+    if (run.status === 'queued' || run.status === 'running' || run.active) setTimeout(refresh, 1000);
+  });
+}
 document.querySelectorAll('pre.log[data-src]').forEach(function(pre){
   var es = new EventSource(pre.dataset.src);
   es.addEventListener('line', function(e){
@@ -415,6 +434,7 @@ document.querySelectorAll('pre.log[data-src]').forEach(function(pre){
     es.close(); var d = JSON.parse(e.data); pre.dataset.done = d.status;
     var st = document.getElementById('jobstatus-' + pre.dataset.job);
     if (st) { st.textContent = d.status; st.className = 'st st-' + d.status; }
+    refresh();
   });
 });
 "#;
