@@ -546,8 +546,7 @@ pub async fn cancel_run(
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RerunBody {
-    /// Re-run only the jobs that failed (and those after them). Not supported yet by the
-    /// engine: the whole run is made again, and the answer says so.
+    /// Re-run only the jobs that failed (and those after them): not built yet, answered 501.
     #[serde(default)]
     pub failed_only: bool,
 }
@@ -559,11 +558,19 @@ pub async fn rerun_run(
     body: Bytes,
 ) -> ApiResult {
     let who = require(&app, &headers, "run")?;
-    let _b: RerunBody = if body.is_empty() {
+    let b: RerunBody = if body.is_empty() {
         RerunBody::default()
     } else {
         parse_json(&body)?
     };
+    if b.failed_only {
+        return Err(ApiErr(
+            StatusCode::NOT_IMPLEMENTED,
+            "re-running only the failed jobs is not built yet (the engine cannot yet start a run \
+             from the passed jobs' workspaces): re-run the whole run"
+                .into(),
+        ));
+    }
     let app2 = app.clone();
     let new = blocking(move || triggers::rerun(&app2, id, &who.user, false)).await??;
     created(json!({ "run": new, "url": app.run_url(new) }))

@@ -212,3 +212,60 @@ async fn cancel_in_progress_cancels_the_older_run_of_a_group_and_cancel_stops_a_
     assert_eq!(st, 422, "{v}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_server_job_limit_holds_runs_back() {
+    if !git_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline = "on:\n  manual:\njobs:\n  a:\n    steps:\n      - run: sleep 0.5\n";
+    let (repo, _) = repo(tmp.path(), "app", &[("drydock.yml", pipeline)]);
+    let mut cfg = config(&tmp.path().join("data"));
+    cfg.job_limit = 1;
+    let s = TestServer::start_with(cfg).await;
+    s.add_project(json!({"name": "app", "repo_url": file_url(&repo)}))
+        .await;
+    s.add_project(json!({"name": "other", "repo_url": file_url(&repo)}))
+        .await;
+    let mut ids = Vec::new();
+    for p in ["app", "other", "app"] {
+        let (st, v) = s
+            .api("POST", &format!("/api/projects/{p}/runs"), Some(json!({})))
+            .await;
+        assert_eq!(st, 201, "{v}");
+        ids.push(v["run"].as_i64().unwrap());
+    }
+    let mut spans = Vec::new();
+    for id in ids {
+        let r = s.wait_run(id).await;
+        assert_eq!(r["status"], "success", "{r}");
+        spans.push((
+            r["started_at"].as_i64().unwrap(),
+            r["finished_at"].as_i64().unwrap(),
+        ));
+    }
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(
+            w[1].0 >= w[0].1,
+            "runs overlapped with a job limit of 1: {spans:?}"
+        );
+    }
+    // Re-running only the failed jobs is refused plainly, not faked.
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/runs/1/rerun",
+            Some(json!({"failed_only": true})),
+        )
+        .await;
+    assert_eq!(st, 501, "{v}");
+    let (st, v) = s.api("POST", "/api/runs/1/rerun", None).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(
+        s.wait_run(v["run"].as_i64().unwrap()).await["cause"],
+        "re-run of run 1 by admin"
+    );
+    s.stop().await;
+}
