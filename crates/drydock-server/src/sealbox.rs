@@ -70,9 +70,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SealError + '_ {
     }
 }
 
+/// `secret.key` -> `secret.key.<suffix>`.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".");
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 fn write_key(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
+    let tmp = suffixed(path, "tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -132,14 +140,14 @@ impl SealBox {
     /// A rotation that a crash interrupted: `secret.key.new` exists. If the values are sealed
     /// with the new key (the transaction committed), the new key takes over.
     pub fn finish_interrupted_rotation(&self, sample: Option<&str>) -> Result<bool, SealError> {
-        let new_path = self.path.with_extension("new");
+        let new_path = suffixed(&self.path, "new");
         if !new_path.exists() {
             return Ok(false);
         }
         let new = Key::new(&read_key(&new_path)?);
         let committed = sample.is_some_and(|s| s.split(':').nth(1) == Some(new.id.as_str()));
         if committed {
-            let _ = std::fs::copy(&self.path, self.path.with_extension("old"));
+            let _ = std::fs::copy(&self.path, suffixed(&self.path, "old"));
             std::fs::rename(&new_path, &self.path).map_err(io(&self.path))?;
             *self.key.write().unwrap_or_else(|p| p.into_inner()) = new;
         } else {
@@ -156,7 +164,7 @@ impl SealBox {
     ) -> Result<Result<T, E>, SealError> {
         let mut current = self.key.write().unwrap_or_else(|p| p.into_inner());
         let new_bytes = random_bytes(32);
-        let new_path = self.path.with_extension("new");
+        let new_path = suffixed(&self.path, "new");
         write_key(&new_path, &new_bytes)?;
         let new = Key::new(&new_bytes);
         let out = {
@@ -171,7 +179,7 @@ impl SealBox {
             let _ = std::fs::remove_file(&new_path);
             return Ok(out);
         }
-        let _ = std::fs::copy(&self.path, self.path.with_extension("old"));
+        let _ = std::fs::copy(&self.path, suffixed(&self.path, "old"));
         std::fs::rename(&new_path, &self.path).map_err(io(&self.path))?;
         *current = new;
         Ok(out)
