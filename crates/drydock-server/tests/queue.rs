@@ -133,10 +133,7 @@ async fn a_thousand_deliveries_with_bad_signatures_and_replays_make_exactly_the_
         }
     }
     let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(60),
-        "1,000 deliveries took {took:?}"
-    );
+    // Speed is bench/server.sh's business; this checks correctness under load.
     eprintln!(
         "1000 deliveries in {took:?}: {statuses:?} (replays that raced their original: {replay_first})"
     );
