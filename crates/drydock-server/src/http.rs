@@ -233,8 +233,9 @@ impl Server {
         }
     }
 
-    /// Stops accepting requests and the background tasks. Runs in progress are cancelled
-    /// and recorded as such.
+    /// Stops accepting requests and the background tasks. Runs in progress keep their
+    /// threads until they end; if the process exits first they are found `running` at the
+    /// next start and handled like a crash (interrupted, then requeued or failed).
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
