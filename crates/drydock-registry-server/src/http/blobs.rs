@@ -135,20 +135,16 @@ fn stream_file(mut file: std::fs::File, start: u64, len: u64) -> Body {
         }
         let mut left = len;
         while left > 0 {
-            let want = left.min(READ_CHUNK as u64) as usize;
-            let mut buf = vec![0u8; want];
-            let mut filled = 0;
-            while filled < want {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
+            let want = left.min(READ_CHUNK as u64);
+            // read_to_end fills spare capacity without zeroing it first
+            let mut buf = Vec::with_capacity(want as usize);
+            let filled = match (&mut file).take(want).read_to_end(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
                 }
-            }
+            };
             if filled == 0 {
                 let _ = tx.blocking_send(Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -156,7 +152,6 @@ fn stream_file(mut file: std::fs::File, start: u64, len: u64) -> Body {
                 )));
                 return;
             }
-            buf.truncate(filled);
             left -= filled as u64;
             if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 return;
