@@ -132,6 +132,25 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
+    fn failed(name: &str, reason: String) -> Self {
+        Finished {
+            status: Status::Failure,
+            reason: Some(reason.clone()),
+            continued: false,
+            images: BTreeMap::new(),
+            persisted: None,
+            result: JobResult {
+                name: name.to_string(),
+                status: Status::Failure,
+                reason: Some(reason),
+                continued_on_error: false,
+                steps: Vec::new(),
+                persisted: None,
+                duration_ms: 0,
+            },
+        }
+    }
+
     pub(crate) fn ok(&self) -> bool {
         self.status == Status::Success || self.continued
     }
@@ -454,7 +473,36 @@ impl Engine {
                                 std::thread::Builder::new()
                                     .name(format!("job-{}", pipeline.jobs[i].name))
                                     .spawn_scoped(scope, move || {
-                                        let out = runner.run(inputs);
+                                        let name = pipeline.jobs[i].name.clone();
+                                        let db = runner.engine.db.clone();
+                                        let progress = run.progress.clone();
+                                        let out = std::panic::catch_unwind(
+                                            std::panic::AssertUnwindSafe(|| runner.run(inputs)),
+                                        )
+                                        .unwrap_or_else(|p| {
+                                            // A bug must not hang the run: the job fails, saying so.
+                                            let what = p
+                                                .downcast_ref::<String>()
+                                                .cloned()
+                                                .or_else(|| {
+                                                    p.downcast_ref::<&str>().map(|s| s.to_string())
+                                                })
+                                                .unwrap_or_default();
+                                            let reason =
+                                                format!("internal error in drydock: {what}");
+                                            let _ = db.set_job_status(
+                                                id,
+                                                Status::Failure,
+                                                Some(&reason),
+                                                now_ms(),
+                                            );
+                                            progress.event(&RunEvent::Job {
+                                                job: &name,
+                                                status: Status::Failure,
+                                                reason: Some(&reason),
+                                            });
+                                            Finished::failed(&name, reason)
+                                        });
                                         let _ = tx.send((i, out));
                                     })
                                     .map_err(|e| {

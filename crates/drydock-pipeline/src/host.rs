@@ -8,7 +8,6 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
@@ -39,14 +38,6 @@ pub(crate) struct ProcOutcome {
     pub cancelled: bool,
 }
 
-enum Msg {
-    Out(usize, Vec<u8>),
-    Eof,
-    Exited(std::process::ExitStatus),
-    WaitFailed(io::Error),
-    Cancel,
-}
-
 static TOKENS: AtomicU64 = AtomicU64::new(0);
 
 fn token() -> String {
@@ -61,8 +52,18 @@ fn token() -> String {
     )
 }
 
-/// Kills every process whose environment carries `MARKER=token`.
-pub(crate) fn kill_marked(token: &str) -> usize {
+/// The start time of a process (clock ticks since boot, field 22 of `/proc/PID/stat`).
+fn start_time(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills every process whose environment carries `MARKER=token`. Only processes started at or
+/// after `since` (a start time, see [`start_time`]) are looked at: a step's processes cannot be
+/// older than its shell, and reading `stat` is much cheaper than reading `environ`.
+pub(crate) fn kill_marked(token: &str, since: Option<u64>) -> usize {
     let needle = format!("{MARKER}={token}");
     let needle = needle.as_bytes();
     let me = std::process::id();
@@ -72,10 +73,16 @@ pub(crate) fn kill_marked(token: &str) -> usize {
     };
     for ent in rd.flatten() {
         let name = ent.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(name) = name.to_str() else { continue };
+        let Ok(pid) = name.parse::<i32>() else {
             continue;
         };
         if pid as u32 == me {
+            continue;
+        }
+        if let Some(since) = since
+            && start_time(name).is_none_or(|t| t < since)
+        {
             continue;
         }
         let Ok(environ) = std::fs::read(ent.path().join("environ")) else {
@@ -91,20 +98,31 @@ pub(crate) fn kill_marked(token: &str) -> usize {
     killed
 }
 
-fn kill_all(pgid: Option<Pid>, token: &str) {
+fn kill_all(pgid: Option<Pid>, token: &str, since: Option<u64>) {
     if let Some(g) = pgid {
         let _ = rustix::process::kill_process_group(g, Signal::KILL);
     }
-    kill_marked(token);
+    kill_marked(token, since);
+}
+
+fn timespec(d: Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: d.subsec_nanos() as i64,
+    }
 }
 
 /// Runs a command to its end, streaming its output into `out` and `err`.
+///
+/// One thread does it all (no helper threads, so no hand-offs between them): `poll` on the
+/// two output pipes, a pidfd of the shell and the cancel pipe.
 pub(crate) fn run(
     cmd: HostCommand,
     out: &mut StreamLog,
     err: &mut StreamLog,
     cancel: &Cancel,
 ) -> io::Result<ProcOutcome> {
+    use rustix::event::{PollFd, PollFlags};
     let Some((program, args)) = cmd.argv.split_first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
     };
@@ -120,61 +138,30 @@ pub(crate) fn run(
         .stderr(Stdio::piped())
         .process_group(0);
     let mut child = c.spawn()?;
-    let pgid = Pid::from_raw(child.id() as i32);
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    let pid = Pid::from_raw(child.id() as i32);
+    // Everything the step starts is at least as young as its shell.
+    let since = start_time(&child.id().to_string());
+    let pidfd = match pid {
+        Some(p) => Some(rustix::process::pidfd_open(
+            p,
+            rustix::process::PidfdFlags::empty(),
+        )?),
+        None => None,
+    };
+    let (cancel_r, cancel_w) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )?;
+    let cancel_w = std::sync::Arc::new(cancel_w);
+    let _guard = {
+        let w = cancel_w.clone();
+        cancel.on_cancel(move || {
+            let _ = rustix::io::write(&*w, b"x");
+        })
+    };
+    let mut pipes: [Option<Box<dyn ReadFd>>; 2] = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
     ];
-    let mut open = 0;
-    for (i, pipe) in pipes.into_iter().enumerate() {
-        let Some(mut pipe) = pipe else { continue };
-        open += 1;
-        let tx = tx.clone();
-        std::thread::Builder::new()
-            .name("step-output".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match pipe.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if tx.send(Msg::Out(i, buf[..n].to_vec())).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
-                }
-                let _ = tx.send(Msg::Eof);
-            })?;
-    }
-    {
-        let tx = tx.clone();
-        std::thread::Builder::new()
-            .name("step-wait".into())
-            .spawn(move || {
-                let _ = match child.wait() {
-                    Ok(s) => tx.send(Msg::Exited(s)),
-                    Err(e) => tx.send(Msg::WaitFailed(e)),
-                };
-            })?;
-    }
-    let cancel_tx = std::sync::Mutex::new(tx.clone());
-    let _guard = cancel.on_cancel(move || {
-        let _ = cancel_tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(Msg::Cancel);
-    });
-    drop(tx);
 
     let started = Instant::now();
     let deadline = cmd.timeout.map(|t| started + t);
@@ -182,8 +169,9 @@ pub(crate) fn run(
     let mut cancelled = false;
     let mut status: Option<std::process::ExitStatus> = None;
     let mut drain_until: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        if status.is_some() && open == 0 {
+        if status.is_some() && pipes.iter().all(Option::is_none) {
             break;
         }
         let wait_until = match (drain_until, deadline, timed_out || cancelled) {
@@ -191,45 +179,88 @@ pub(crate) fn run(
             (None, Some(d), false) => Some(d),
             _ => None,
         };
-        let msg = match wait_until {
-            Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
-                Ok(m) => m,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if drain_until.is_some() {
-                        break;
-                    }
-                    timed_out = true;
-                    kill_all(pgid, &token);
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(m) => m,
-                Err(_) => break,
-            },
+        let timeout = wait_until.map(|d| timespec(d.saturating_duration_since(Instant::now())));
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+        let mut which: Vec<usize> = Vec::with_capacity(4);
+        for (i, p) in pipes.iter().enumerate() {
+            if let Some(p) = p {
+                fds.push(PollFd::from_borrowed_fd(p.fd(), PollFlags::IN));
+                which.push(i);
+            }
+        }
+        if status.is_none()
+            && let Some(fd) = &pidfd
+        {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+            which.push(2);
+        }
+        fds.push(PollFd::new(&cancel_r, PollFlags::IN));
+        which.push(3);
+        let n = match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                kill_all(pid, &token, since);
+                return Err(e.into());
+            }
         };
-        match msg {
-            Msg::Out(0, b) => out.push(&b),
-            Msg::Out(_, b) => err.push(&b),
-            Msg::Eof => open -= 1,
-            Msg::Exited(s) => {
-                status = Some(s);
-                // Whatever the step left behind dies with it.
-                kill_all(pgid, &token);
-                drain_until = Some(Instant::now() + DRAIN);
+        if n == 0 {
+            // The poll timed out.
+            if drain_until.is_some_and(|d| Instant::now() >= d) {
+                break;
             }
-            Msg::WaitFailed(e) => {
-                kill_all(pgid, &token);
-                return Err(e);
+            if !timed_out && deadline.is_some_and(|d| Instant::now() >= d) {
+                timed_out = true;
+                kill_all(pid, &token, since);
             }
-            Msg::Cancel => {
-                if !cancelled {
-                    cancelled = true;
-                    kill_all(pgid, &token);
+            continue;
+        }
+        let ready: Vec<(usize, PollFlags)> = fds
+            .iter()
+            .zip(&which)
+            .filter(|(f, _)| !f.revents().is_empty())
+            .map(|(f, w)| (*w, f.revents()))
+            .collect();
+        drop(fds);
+        for (w, _flags) in ready {
+            match w {
+                0 | 1 => {
+                    let Some(p) = pipes[w].as_mut() else { continue };
+                    match p.read(&mut buf) {
+                        Ok(0) => pipes[w] = None,
+                        Ok(n) => {
+                            if w == 0 {
+                                out.push(&buf[..n]);
+                            } else {
+                                err.push(&buf[..n]);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => pipes[w] = None,
+                    }
+                }
+                2 => {
+                    let s = child.wait()?;
+                    status = Some(s);
+                    // Whatever the step left behind dies with it.
+                    kill_all(pid, &token, since);
+                    drain_until = Some(Instant::now() + DRAIN);
+                }
+                _ => {
+                    let mut b = [0u8; 16];
+                    let _ = rustix::io::read(&cancel_r, &mut b);
+                    if !cancelled {
+                        cancelled = true;
+                        kill_all(pid, &token, since);
+                    }
                 }
             }
         }
+    }
+    if status.is_none() {
+        // No pidfd (or the loop ended early): reap the shell.
+        kill_all(pid, &token, since);
+        status = child.wait().ok();
     }
     out.finish();
     err.finish();
@@ -242,4 +273,15 @@ pub(crate) fn run(
         timed_out,
         cancelled,
     })
+}
+
+/// A readable pipe end we can poll.
+trait ReadFd: Read {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+
+impl<T: Read + std::os::fd::AsFd> ReadFd for T {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.as_fd()
+    }
 }
