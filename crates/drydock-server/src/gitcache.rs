@@ -19,6 +19,12 @@ pub struct GitError {
 pub struct GitCache {
     dir: PathBuf,
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Commits known to be in a project's mirror (objects stay in a mirror while it is in
+    /// use), and the origin URL each mirror was checked against: no git process for what is
+    /// known.
+    known: Mutex<std::collections::HashSet<(String, String)>>,
+    urls: Mutex<HashMap<String, String>>,
+    times: Mutex<HashMap<String, i64>>,
 }
 
 fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
@@ -49,6 +55,9 @@ impl GitCache {
         GitCache {
             dir: dir.into(),
             locks: Mutex::new(HashMap::new()),
+            known: Mutex::new(Default::default()),
+            urls: Mutex::new(HashMap::new()),
+            times: Mutex::new(HashMap::new()),
         }
     }
 
@@ -83,9 +92,42 @@ impl GitCache {
         sha: &str,
         extra: Option<(&str, &str)>,
     ) -> Result<PathBuf, GitError> {
+        let key = (project.to_string(), sha.to_string());
+        let url_checked = self
+            .urls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(project)
+            .is_some_and(|u| u == url);
+        if url_checked
+            && self
+                .known
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&key)
+        {
+            return Ok(self.mirror_path(project));
+        }
         let lock = self.lock(project);
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
         let mirror = self.ensure_mirror(project, url)?;
+        let r = self.fetch_commit(mirror, url, sha, extra);
+        if r.is_ok() {
+            self.known
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
+        }
+        r
+    }
+
+    fn fetch_commit(
+        &self,
+        mirror: PathBuf,
+        url: &str,
+        sha: &str,
+        extra: Option<(&str, &str)>,
+    ) -> Result<PathBuf, GitError> {
         if Self::has_commit(&mirror, sha) {
             return Ok(mirror);
         }
@@ -122,10 +164,22 @@ impl GitCache {
     fn ensure_mirror(&self, project: &str, url: &str) -> Result<PathBuf, GitError> {
         let mirror = self.mirror_path(project);
         if mirror.join("HEAD").exists() {
-            let current =
-                git(Some(&mirror), &["config", "--get", "remote.origin.url"]).unwrap_or_default();
-            if current != url {
-                git(Some(&mirror), &["remote", "set-url", "origin", url])?;
+            let checked = self
+                .urls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(project)
+                == Some(&url.to_string());
+            if !checked {
+                let current = git(Some(&mirror), &["config", "--get", "remote.origin.url"])
+                    .unwrap_or_default();
+                if current != url {
+                    git(Some(&mirror), &["remote", "set-url", "origin", url])?;
+                }
+                self.urls
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(project.to_string(), url.to_string());
             }
             return Ok(mirror);
         }
@@ -141,6 +195,10 @@ impl GitCache {
             args: "clone".into(),
             message: format!("{}: {e}", mirror.display()),
         })?;
+        self.urls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(project.to_string(), url.to_string());
         Ok(mirror)
     }
 
@@ -175,28 +233,75 @@ impl GitCache {
         }
     }
 
-    /// The commit time (Unix seconds).
-    pub fn commit_time(mirror: &Path, sha: &str) -> Option<i64> {
-        git(Some(mirror), &["show", "-s", "--format=%ct", sha])
+    /// The commit time (Unix seconds), remembered.
+    pub fn commit_time(&self, mirror: &Path, sha: &str) -> Option<i64> {
+        if let Some(t) = self
+            .times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha)
+        {
+            return Some(*t);
+        }
+        let t: i64 = git(Some(mirror), &["show", "-s", "--format=%ct", sha])
             .ok()?
             .trim()
             .parse()
-            .ok()
+            .ok()?;
+        let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
+        if times.len() > 10_000 {
+            times.clear();
+        }
+        times.insert(sha.to_string(), t);
+        Some(t)
     }
 
-    /// Checks `sha` out into `dest` (a shared clone of the mirror, detached at the commit).
+    /// Checks `sha` out into `dest`: a repository of its own whose objects come from the
+    /// mirror (git's alternates), HEAD detached at the commit, files written by one
+    /// `git read-tree -u` (a `git clone --shared` costs several times more).
     pub fn checkout(mirror: &Path, sha: &str, dest: &Path) -> Result<(), GitError> {
         let _ = std::fs::remove_dir_all(dest);
-        if let Some(p) = dest.parent() {
-            let _ = std::fs::create_dir_all(p);
+        let io = |e: std::io::Error| GitError {
+            args: "checkout".into(),
+            message: format!("{}: {e}", dest.display()),
+        };
+        let dot = dest.join(".git");
+        std::fs::create_dir_all(dot.join("objects/info")).map_err(io)?;
+        std::fs::create_dir_all(dot.join("refs/heads")).map_err(io)?;
+        std::fs::create_dir_all(dot.join("refs/tags")).map_err(io)?;
+        let objects = std::fs::canonicalize(mirror)
+            .unwrap_or_else(|_| mirror.to_path_buf())
+            .join("objects");
+        std::fs::write(
+            dot.join("objects/info/alternates"),
+            format!("{}\n", objects.display()),
+        )
+        .map_err(io)?;
+        std::fs::write(dot.join("HEAD"), format!("{sha}\n")).map_err(io)?;
+        std::fs::write(
+            dot.join("config"),
+            "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n",
+        )
+        .map_err(io)?;
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(&dot)
+            .arg("--work-tree")
+            .arg(dest)
+            .args(["read-tree", "-u", "--reset", sha])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env_remove("GIT_INDEX_FILE")
+            .output()
+            .map_err(|e| GitError {
+                args: "read-tree".into(),
+                message: format!("cannot run git: {e}"),
+            })?;
+        if !out.status.success() {
+            return Err(GitError {
+                args: format!("read-tree -u {sha}"),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
-        let m = mirror.to_string_lossy().into_owned();
-        let d = dest.to_string_lossy().into_owned();
-        git(
-            None,
-            &["clone", "--quiet", "--shared", "--no-checkout", &m, &d],
-        )?;
-        git(Some(dest), &["checkout", "--quiet", "--detach", sha])?;
         Ok(())
     }
 }

@@ -9,7 +9,6 @@ use drydock_db::Project;
 use drydock_pipeline::{Event, PullRequest};
 
 use crate::app::{App, Loaded, RunRequest};
-use crate::gitcache::GitCache;
 use crate::util::now_ms;
 use crate::webhooks::Trigger;
 
@@ -65,7 +64,7 @@ pub fn make_event(
         sha: sha.to_string(),
         default_branch: Some(project.default_branch.clone()),
         pull_request: None,
-        commit_time: GitCache::commit_time(&mirror, sha),
+        commit_time: app.git.commit_time(&mirror, sha),
         describe: None,
         repository: Some(project.name.clone()),
         repository_url: Some(project.repo_url.clone()),

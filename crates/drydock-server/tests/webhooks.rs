@@ -46,6 +46,11 @@ async fn github_push_runs_the_pipeline_with_statuses_logs_and_masked_secrets() {
         test_log.iter().any(|l| l.contains("hello from test")),
         "{test_log:?}"
     );
+    // The job ran the event's commit.
+    assert!(
+        test_log.iter().any(|l| l == &format!("sha {sha}")),
+        "{test_log:?}"
+    );
     let publish_log = s.logs(id, "publish").await;
     assert!(
         publish_log.iter().any(|l| l == "key is ***"),

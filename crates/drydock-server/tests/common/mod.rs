@@ -320,6 +320,7 @@ jobs:
     steps:
       - run: echo "hello from test"
       - run: printf '\033[31mred\033[0m line\n'
+      - run: echo "sha $GITHUB_SHA"
   publish:
     needs: [test]
     secrets: [deploy]
