@@ -170,6 +170,7 @@ impl JobRunner<'_> {
             persisted: None,
         };
         let mut images = inputs.images.clone();
+        crate::ctx::set_workspace(Some(st.workspace.clone()));
         if let Err(why) = self.prepare(&mut st, &log, &inputs, &mut images) {
             st.failure = Some(why);
         }
@@ -201,6 +202,7 @@ impl JobRunner<'_> {
             }
         }
         st.uppers.clear();
+        crate::ctx::set_workspace(None);
         if !self.engine.cfg.keep_workspaces {
             let _ = remove_tree(&self.dir);
         }

@@ -306,6 +306,7 @@ jobs:
       - shell: sh
         working-directory: .
         run: pwd | grep -q workspace && echo "sh in root"
+      - run: echo "hash=${{ hashFiles('**/here.txt') }} none=${{ hashFiles('*.nothing') }}."
 "#;
     let repo = repo(
         t.path(),
@@ -332,6 +333,15 @@ jobs:
     assert!(text.contains("hello main"), "{text}");
     assert!(text.contains("answer 42 yes"), "{text}");
     assert!(text.contains("sh in root"), "{text}");
+    let hash = text
+        .split("stdout: hash=")
+        .nth(1)
+        .unwrap_or("")
+        .split(' ')
+        .next()
+        .unwrap_or("");
+    assert_eq!(hash.len(), 64, "{text}");
+    assert!(text.contains("none=."), "{text}");
 }
 
 #[test]
@@ -466,4 +476,45 @@ jobs:
         "{reason}"
     );
     assert!(!rec.text().contains("deploying us"));
+}
+
+#[test]
+fn a_secret_value_in_a_build_arg_is_refused_with_a_hint() {
+    if !git_ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let yml = r#"
+env:
+  PASSED_ALONG: s3cr3t-value-42
+secrets:
+  hub:
+    keys: [HUB_TOKEN]
+images:
+  app:
+    args:
+      TOKEN: ${{ env.PASSED_ALONG }}
+jobs:
+  build:
+    secrets: [hub]
+    steps:
+      - build: app
+"#;
+    let repo = repo(
+        t.path(),
+        &[("drydock.yml", yml), ("Dockerfile", "FROM busybox\n")],
+    );
+    let home = Home::new();
+    let engine = home.engine(no_builder());
+    let mut run = Run::new(&engine, &repo);
+    run.secrets = vec![("HUB_TOKEN", "s3cr3t-value-42")];
+    let (r, rec) = run.go();
+    assert_job(&r, &rec, "build", Status::Failure);
+    let reason = r.job("build").unwrap().reason.clone().unwrap();
+    assert!(
+        reason.contains("build arg TOKEN carries the value of secret HUB_TOKEN")
+            && reason.contains("--secret"),
+        "{reason}"
+    );
+    assert!(!rec.text().contains("s3cr3t-value-42"), "{}", rec.text());
 }
