@@ -118,6 +118,15 @@ impl std::fmt::Debug for PipelineRun {
     }
 }
 
+/// A job kept from an earlier run by [`Engine::run_keeping`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptJob {
+    /// The run it passed in.
+    pub from_run: i64,
+    /// What it persisted there (handed to the jobs that attach it).
+    pub persisted: Option<Persisted>,
+}
+
 /// How a finished job looks to the jobs after it.
 #[derive(Debug, Clone)]
 pub(crate) struct Finished {
@@ -236,7 +245,18 @@ impl Engine {
 
     /// Runs the pipeline to the end. Errors are for runs that could not run at all (a broken
     /// graph, the database); failed jobs are in the result.
-    pub fn run(&self, mut run: PipelineRun) -> Result<RunResult, EngineError> {
+    pub fn run(&self, run: PipelineRun) -> Result<RunResult, EngineError> {
+        self.run_keeping(run, &BTreeMap::new())
+    }
+
+    /// Like [`Engine::run`], with jobs kept from an earlier run (the server's "re-run the
+    /// failed jobs"): a kept job does not run again; it is recorded as passed (the reason
+    /// names the run it passed in) and hands what it persisted to the jobs after it.
+    pub fn run_keeping(
+        &self,
+        mut run: PipelineRun,
+        kept: &BTreeMap<String, KeptJob>,
+    ) -> Result<RunResult, EngineError> {
         let started = Instant::now();
         let graph = Graph::new(&run.pipeline).map_err(EngineError::Pipeline)?;
         let selected = graph
@@ -263,7 +283,7 @@ impl Engine {
         });
 
         let run_dir = self.cfg.home.join("runs").join(run_id.to_string());
-        let outcome = self.run_jobs(&run, run_id, &run_dir, &graph, &selected, &job_ids);
+        let outcome = self.run_jobs(&run, run_id, &run_dir, &graph, &selected, &job_ids, kept);
         if !self.cfg.keep_workspaces {
             let _ = remove_tree(&run_dir);
         }
@@ -347,6 +367,7 @@ impl Engine {
 
     /// Schedules the selected jobs. Returns each job's end, and a reason when the whole run was
     /// filtered out by `on:`.
+    #[allow(clippy::too_many_arguments)]
     fn run_jobs(
         &self,
         run: &PipelineRun,
@@ -355,6 +376,7 @@ impl Engine {
         graph: &Graph,
         selected: &BTreeSet<usize>,
         job_ids: &BTreeMap<String, i64>,
+        kept: &BTreeMap<String, KeptJob>,
     ) -> Result<(Vec<Option<Finished>>, Option<String>), EngineError> {
         let n = graph.len();
         let pipeline = &run.pipeline;
@@ -430,6 +452,20 @@ impl Engine {
                             .iter()
                             .all(|&d| matches!(slots[d], Slot::Done(_)));
                         if !needs_done {
+                            continue;
+                        }
+                        if let Some(k) = kept.get(&pipeline.jobs[i].name) {
+                            let mut f = self.finish_without_running(
+                                run,
+                                job_id(i)?,
+                                i,
+                                Status::Success,
+                                &format!("kept: passed in run {}", k.from_run),
+                            )?;
+                            f.persisted = k.persisted.clone();
+                            f.result.persisted = k.persisted.clone();
+                            slots[i] = Slot::Done(Box::new(f));
+                            progressed = true;
                             continue;
                         }
                         let decision = self.decide(run, graph, i, &slots, &masker);

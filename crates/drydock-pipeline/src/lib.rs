@@ -39,7 +39,7 @@ mod services;
 pub mod workspace;
 
 pub use cancel::{Cancel, CancelGuard};
-pub use engine::{Engine, EngineConfig, PipelineRun};
+pub use engine::{Engine, EngineConfig, KeptJob, PipelineRun};
 pub use error::EngineError;
 pub use event::{Event, PullRequest};
 pub use from_config::{config_event, from_config, load};
