@@ -167,4 +167,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX runs_by_status ON runs (status, id);
     ",
+    // 3: what each job of a server run left for later runs (re-running only the failed jobs
+    // keeps the passed ones with what they persisted).
+    "
+    CREATE TABLE job_outputs (
+        run_id BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        job TEXT NOT NULL,
+        kept TEXT NOT NULL,
+        PRIMARY KEY (run_id, job)
+    );
+    ",
 ];

@@ -772,6 +772,36 @@ impl Db {
         Ok(())
     }
 
+    // ---- job outputs (for re-running only the failed jobs)
+
+    /// Records what a passed job of `run` left (JSON, the engine's kept-job record).
+    pub fn put_job_output(&self, run: i64, job: &str, kept: &str) -> Result<(), DbError> {
+        self.conn().execute(
+            "INSERT INTO job_outputs (run_id, job, kept) VALUES (?1, ?2, ?3)
+             ON CONFLICT (run_id, job) DO UPDATE SET kept = excluded.kept",
+            params![run, job, kept],
+        )?;
+        Ok(())
+    }
+
+    /// `(job, kept JSON)` of a run's passed jobs.
+    pub fn job_outputs(&self, run: i64) -> Result<Vec<(String, String)>, DbError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT job, kept FROM job_outputs WHERE run_id = ?1 ORDER BY job")?;
+        let rows = stmt.query_map(params![run], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets the jobs a queued run keeps from an earlier one (JSON).
+    pub fn set_keep_jobs(&self, run: i64, keep: &str) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE run_meta SET keep_jobs = ?2 WHERE run_id = ?1",
+            params![run, keep],
+        )?;
+        Ok(())
+    }
+
     // ---- watched upstream images
 
     pub fn watched_digest(&self, reference: &str) -> Result<Option<Option<String>>, DbError> {

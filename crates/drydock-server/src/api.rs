@@ -546,7 +546,8 @@ pub async fn cancel_run(
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RerunBody {
-    /// Re-run only the jobs that failed (and those after them): not built yet, answered 501.
+    /// Re-run only the jobs that did not pass; the passed ones are kept with what they
+    /// persisted.
     #[serde(default)]
     pub failed_only: bool,
 }
@@ -563,16 +564,13 @@ pub async fn rerun_run(
     } else {
         parse_json(&body)?
     };
-    if b.failed_only {
-        return Err(ApiErr(
-            StatusCode::NOT_IMPLEMENTED,
-            "re-running only the failed jobs is not built yet (the engine cannot yet start a run \
-             from the passed jobs' workspaces): re-run the whole run"
-                .into(),
-        ));
-    }
     let app2 = app.clone();
-    let new = blocking(move || triggers::rerun(&app2, id, &who.user, false)).await??;
+    let how = if b.failed_only {
+        triggers::Rerun::Failed
+    } else {
+        triggers::Rerun::All
+    };
+    let new = blocking(move || triggers::rerun(&app2, id, &who.user, how)).await??;
     created(json!({ "run": new, "url": app.run_url(new) }))
 }
 
@@ -583,7 +581,8 @@ pub async fn approve_run(
 ) -> ApiResult {
     let who = require(&app, &headers, "admin")?;
     let app2 = app.clone();
-    let new = blocking(move || triggers::rerun(&app2, id, &who.user, true)).await??;
+    let new =
+        blocking(move || triggers::rerun(&app2, id, &who.user, triggers::Rerun::Approve)).await??;
     created(json!({ "run": new, "url": app.run_url(new) }))
 }
 

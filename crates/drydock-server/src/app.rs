@@ -133,6 +133,8 @@ pub struct RunRequest {
     pub chain: Option<(i64, i64)>,
     pub retry_of: Option<i64>,
     pub approved_by: Option<String>,
+    /// Jobs kept from an earlier run (JSON: job -> the engine's kept-job record).
+    pub keep: Option<String>,
 }
 
 /// The engine, dropped on a thread of its own: its registry client owns a runtime, which
@@ -405,7 +407,7 @@ impl App {
             chain_step: req.chain.map(|c| c.1),
             retry_of: req.retry_of,
             approved_by: req.approved_by,
-            keep_jobs: None,
+            keep_jobs: req.keep,
         })?;
         if let (Some(g), true) = (&group, req.project.cancel_in_progress) {
             let older: Vec<i64> = self
@@ -686,7 +688,12 @@ impl App {
             progress,
             cancel: cancel.clone(),
         };
-        let result = self.engine.run(pr);
+        let kept: std::collections::BTreeMap<String, drydock_pipeline::KeptJob> = meta
+            .keep_jobs
+            .as_deref()
+            .and_then(|k| serde_json::from_str(k).ok())
+            .unwrap_or_default();
+        let result = self.engine.run_keeping(pr, &kept);
         if let Some(t) = timer {
             t.abort();
         }
@@ -697,8 +704,18 @@ impl App {
         let _ = std::fs::remove_dir_all(&work);
         match result {
             Ok(r) => {
-                for img in &r.images {
-                    let _ = img;
+                // What passed jobs leave for a later "re-run the failed jobs".
+                for j in r.jobs.iter().filter(|j| j.status == Status::Success) {
+                    let k = kept
+                        .get(&j.name)
+                        .cloned()
+                        .unwrap_or(drydock_pipeline::KeptJob {
+                            from_run: id,
+                            persisted: j.persisted.clone(),
+                        });
+                    if let Ok(text) = serde_json::to_string(&k) {
+                        let _ = self.db.put_job_output(id, &j.name, &text);
+                    }
                 }
                 Ok(())
             }
@@ -770,6 +787,7 @@ impl App {
                 chain: meta.chain_id.zip(meta.chain_step),
                 retry_of: Some(id),
                 approved_by: meta.approved_by.clone(),
+                keep: meta.keep_jobs.clone(),
             })?;
             if let Some(cid) = meta.chain_id {
                 crate::chains::run_replaced(self, cid, id, new);

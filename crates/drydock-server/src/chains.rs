@@ -141,6 +141,7 @@ fn start_step(app: &Arc<App>, mut c: Chain) -> Result<i64, Refused> {
             chain: Some((c.id, k as i64)),
             retry_of: None,
             approved_by: None,
+            keep: None,
         })
         .map_err(|e| e.to_string())
     })();

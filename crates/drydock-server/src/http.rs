@@ -112,6 +112,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/runs/{id}", get(ui::run_page))
         .route("/runs/{id}/cancel", post(ui::ui_cancel))
         .route("/runs/{id}/rerun", post(ui::ui_rerun))
+        .route("/runs/{id}/rerun-failed", post(ui::ui_rerun_failed))
         .route("/runs/{id}/approve", post(ui::ui_approve))
         .route("/runs/{id}/jobs/{job}/log", get(ui::job_log_page))
         .route("/chains", get(ui::chains_page))

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use drydock_db::Project;
+use drydock_db::{Project, Status};
 use drydock_pipeline::{Event, PullRequest};
 
 use crate::app::{App, Loaded, RunRequest};
@@ -141,6 +141,7 @@ pub fn from_webhook(app: &Arc<App>, project: &Project, t: Trigger) -> Result<Out
             chain: None,
             retry_of: None,
             approved_by: None,
+            keep: None,
         })
         .map_err(|e| Refused::new(500, e.to_string()))?;
     Ok(Outcome::Started(vec![id]))
@@ -199,13 +200,26 @@ pub fn manual(
         chain: None,
         retry_of: None,
         approved_by: None,
+        keep: None,
     })
     .map_err(|e| Refused::new(500, e.to_string()))
 }
 
-/// Re-runs a run (same event and commit). With `approved_by`, a fork's pull request gets the
-/// project's secrets.
-pub fn rerun(app: &Arc<App>, run: i64, actor: &str, approve: bool) -> Result<i64, Refused> {
+/// How a run is made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rerun {
+    /// Every job again.
+    All,
+    /// Only the jobs that did not pass (and those after them); the passed jobs are kept with
+    /// what they persisted.
+    Failed,
+    /// A fork's pull request, approved: every job again, with the project's secrets.
+    Approve,
+}
+
+/// Re-runs a run (same event and commit).
+pub fn rerun(app: &Arc<App>, run: i64, actor: &str, how: Rerun) -> Result<i64, Refused> {
+    let approve = how == Rerun::Approve;
     let r = app
         .db
         .run(run)
@@ -239,10 +253,46 @@ pub fn rerun(app: &Arc<App>, run: i64, actor: &str, approve: bool) -> Result<i64
     let loaded = app
         .load_pipeline(&project, &event.sha)
         .map_err(|e| Refused::new(422, e))?;
-    let cause = if approve {
-        format!("run {run} approved by {actor}: secrets given to the fork's pull request")
+    let keep = if how == Rerun::Failed {
+        if !r.status.is_finished() {
+            return Err(Refused::new(409, format!("run {run} has not finished")));
+        }
+        let jobs = app
+            .db
+            .jobs(run)
+            .map_err(|e| Refused::new(500, e.to_string()))?;
+        if jobs.iter().all(|j| j.status == Status::Success) {
+            return Err(Refused::new(
+                422,
+                format!("run {run} has no failed jobs to re-run"),
+            ));
+        }
+        let passed: std::collections::BTreeMap<String, String> = app
+            .db
+            .job_outputs(run)
+            .map_err(|e| Refused::new(500, e.to_string()))?
+            .into_iter()
+            .filter(|(j, _)| {
+                jobs.iter()
+                    .any(|x| &x.name == j && x.status == Status::Success)
+            })
+            .collect();
+        let mut m = serde_json::Map::new();
+        for (j, kept) in passed {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&kept) {
+                m.insert(j, v);
+            }
+        }
+        Some(serde_json::Value::Object(m).to_string())
     } else {
-        format!("re-run of run {run} by {actor}")
+        None
+    };
+    let cause = match how {
+        Rerun::Approve => {
+            format!("run {run} approved by {actor}: secrets given to the fork's pull request")
+        }
+        Rerun::Failed => format!("re-run of the failed jobs of run {run} by {actor}"),
+        Rerun::All => format!("re-run of run {run} by {actor}"),
     };
     app.enqueue(RunRequest {
         project,
@@ -257,6 +307,7 @@ pub fn rerun(app: &Arc<App>, run: i64, actor: &str, approve: bool) -> Result<i64
         } else {
             meta.approved_by
         },
+        keep,
     })
     .map_err(|e| Refused::new(500, e.to_string()))
 }
@@ -344,6 +395,7 @@ fn fire(
         chain: None,
         retry_of: None,
         approved_by: None,
+        keep: None,
     })
     .ok()
 }

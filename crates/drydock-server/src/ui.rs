@@ -463,6 +463,14 @@ pub async fn run_page(State(app): AppState, headers: HeaderMap, Path(id): Path<i
         actions.push_str(&format!(
             "<form class=inline method=post action=/runs/{id}/rerun><button id=rerun>re-run</button></form> "
         ));
+        if matches!(
+            r.status,
+            Status::Failure | Status::Cancelled | Status::Interrupted
+        ) {
+            actions.push_str(&format!(
+                "<form class=inline method=post action=/runs/{id}/rerun-failed><button id=rerun-failed>re-run failed jobs</button></form> "
+            ));
+        }
     }
     if fork && meta.as_ref().is_none_or(|m| m.approved_by.is_none()) && p.has("admin") {
         actions.push_str(&format!(
@@ -619,15 +627,24 @@ pub async fn ui_cancel(State(app): AppState, headers: HeaderMap, Path(id): Path<
     back(&format!("/runs/{id}"))
 }
 
-async fn rerun_common(app: Arc<App>, headers: HeaderMap, id: i64, approve: bool) -> Response {
-    let scope = if approve { "admin" } else { "run" };
+async fn rerun_common(
+    app: Arc<App>,
+    headers: HeaderMap,
+    id: i64,
+    how: triggers::Rerun,
+) -> Response {
+    let scope = if how == triggers::Rerun::Approve {
+        "admin"
+    } else {
+        "run"
+    };
     let p = match need(&app, &headers, scope, &format!("/runs/{id}")) {
         Ok(p) => p,
         Err(r) => return r,
     };
     let user = p.user.clone();
     let app2 = app.clone();
-    match tokio::task::spawn_blocking(move || triggers::rerun(&app2, id, &user, approve)).await {
+    match tokio::task::spawn_blocking(move || triggers::rerun(&app2, id, &user, how)).await {
         Ok(Ok(new)) => back(&format!("/runs/{new}")),
         Ok(Err(e)) => error_page(&p, &e.message),
         Err(e) => error_page(&p, &e.to_string()),
@@ -635,11 +652,19 @@ async fn rerun_common(app: Arc<App>, headers: HeaderMap, id: i64, approve: bool)
 }
 
 pub async fn ui_rerun(State(app): AppState, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    rerun_common(app, headers, id, false).await
+    rerun_common(app, headers, id, triggers::Rerun::All).await
+}
+
+pub async fn ui_rerun_failed(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    rerun_common(app, headers, id, triggers::Rerun::Failed).await
 }
 
 pub async fn ui_approve(State(app): AppState, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    rerun_common(app, headers, id, true).await
+    rerun_common(app, headers, id, triggers::Rerun::Approve).await
 }
 
 #[derive(Deserialize)]

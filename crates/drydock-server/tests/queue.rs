@@ -249,20 +249,81 @@ async fn the_server_job_limit_holds_runs_back() {
             "runs overlapped with a job limit of 1: {spans:?}"
         );
     }
-    // Re-running only the failed jobs is refused plainly, not faked.
-    let (st, v) = s
-        .api(
-            "POST",
-            "/api/runs/1/rerun",
-            Some(json!({"failed_only": true})),
-        )
-        .await;
-    assert_eq!(st, 501, "{v}");
     let (st, v) = s.api("POST", "/api/runs/1/rerun", None).await;
     assert_eq!(st, 201, "{v}");
     assert_eq!(
         s.wait_run(v["run"].as_i64().unwrap()).await["cause"],
         "re-run of run 1 by admin"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rerunning_the_failed_jobs_keeps_the_passed_ones_and_their_workspaces() {
+    if !git_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let counter = tmp.path().join("builds");
+    let flag = tmp.path().join("fixed");
+    let pipeline = format!(
+        "on:\n  manual:\njobs:\n  build:\n    steps:\n      - run: echo built >> {c}; mkdir -p out; echo artifact-1 > out/a.txt\n    persist: [out/]\n  flaky:\n    needs: [build]\n    steps:\n      - attach: true\n      - run: cat out/a.txt; test -e {f}\n  after:\n    needs: [flaky]\n    steps:\n      - run: echo after\n",
+        c = counter.display(),
+        f = flag.display()
+    );
+    let (repo, _) = repo(tmp.path(), "app", &[("drydock.yml", &pipeline)]);
+    let s = TestServer::start(&tmp.path().join("data")).await;
+    s.add_project(json!({"name": "app", "repo_url": file_url(&repo)}))
+        .await;
+    let (_, v) = s
+        .api("POST", "/api/projects/app/runs", Some(json!({})))
+        .await;
+    let first = v["run"].as_i64().unwrap();
+    let r1 = s.wait_run(first).await;
+    assert_eq!(r1["status"], "failure", "{r1}");
+    assert_eq!(r1["jobs"][2]["status"], "skipped", "{r1}");
+    std::fs::write(&flag, "").unwrap();
+    let (st, v) = s
+        .api(
+            "POST",
+            &format!("/api/runs/{first}/rerun"),
+            Some(json!({"failed_only": true})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let second = v["run"].as_i64().unwrap();
+    let r2 = s.wait_run(second).await;
+    assert_eq!(r2["status"], "success", "{r2}");
+    assert_eq!(
+        r2["cause"],
+        format!("re-run of the failed jobs of run {first} by admin")
+    );
+    assert_eq!(r2["jobs"][0]["status"], "success");
+    assert_eq!(
+        r2["jobs"][0]["reason"],
+        format!("kept: passed in run {first}"),
+        "{r2}"
+    );
+    assert!(
+        s.logs(second, "flaky")
+            .await
+            .iter()
+            .any(|l| l == "artifact-1"),
+        "the kept job's persisted files reach the re-run job"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "built\n",
+        "build ran once"
+    );
+    // Nothing failed: nothing to re-run.
+    let (st, _) = s
+        .api(
+            "POST",
+            &format!("/api/runs/{second}/rerun"),
+            Some(json!({"failed_only": true})),
+        )
+        .await;
+    assert_eq!(st, 422);
     s.stop().await;
 }
