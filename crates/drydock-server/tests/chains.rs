@@ -228,6 +228,30 @@ async fn chains_build_each_step_from_the_previous_and_stop_on_failure() {
         2,
         "the chain stopped: {c}"
     );
+
+    // The pages: chains with their progress, the registry's repositories and tags.
+    let page = |path: &str| {
+        let req = s.http.get(format!("{}{path}", s.url)).bearer_auth(&s.token);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let chains_html = page("/chains").await;
+    assert!(
+        chains_html.contains("id=\"chain-app-chain\"")
+            && chains_html.contains("class=\"failed\">step-1"),
+        "{chains_html}"
+    );
+    let registry_html = page("/registry").await;
+    assert!(registry_html.contains("acme/app"), "{registry_html}");
+    let tags_html = page("/registry?repository=acme/app").await;
+    assert!(
+        tags_html.contains("step-1") && tags_html.contains("sha256:"),
+        "{tags_html}"
+    );
+    let project_html = page("/projects/app").await;
+    assert!(
+        project_html.contains("chain app-chain step"),
+        "{project_html}"
+    );
     s.stop().await;
 }
 

@@ -15,7 +15,7 @@ use super::server_client::{ApiClient, ServerArgs};
   drydock remote runs --project app
   drydock remote logs 42 --follow
   drydock remote cancel 42
-  drydock remote rerun 42")]
+  drydock remote rerun 42 --failed")]
 pub struct Args {
     #[command(flatten)]
     server: ServerArgs,
@@ -65,7 +65,12 @@ enum Cmd {
     /// Cancel a run.
     Cancel { id: i64 },
     /// Run again (same event and commit).
-    Rerun { id: i64 },
+    Rerun {
+        id: i64,
+        /// Only the jobs that did not pass; the passed ones are kept with their workspaces.
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 fn follow(c: &ApiClient, id: i64, only: Option<&str>, keep: bool) -> anyhow::Result<String> {
@@ -197,8 +202,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.call("POST", &format!("/api/runs/{id}/cancel"), None)?;
             println!("cancelled run {id}");
         }
-        Cmd::Rerun { id } => {
-            let v = c.call("POST", &format!("/api/runs/{id}/rerun"), None)?;
+        Cmd::Rerun { id, failed } => {
+            let v = c.call(
+                "POST",
+                &format!("/api/runs/{id}/rerun"),
+                Some(json!({ "failed_only": failed })),
+            )?;
             println!("run {}: {}", v["run"], v["url"].as_str().unwrap_or(""));
         }
     }
