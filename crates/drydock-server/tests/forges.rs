@@ -148,6 +148,74 @@ async fn gitea_gitlab_and_generic_deliveries_start_runs_and_report_statuses() {
     assert_eq!(st, 202, "{v}");
     let generic_run = v["runs"][0].as_i64().unwrap();
 
+    // A GitLab merge request from a branch of the same project (not a fork), then new
+    // commits on it (update with oldrev: synchronize); a title edit starts nothing.
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let mr_sha = commit(&repo, &[("feature.txt", "x\n")], "feature");
+    git(&repo, &["checkout", "-q", "main"]);
+    let mr = |action: &str, oldrev: Option<&str>, delivery: &str| {
+        let mut attrs = json!({
+            "iid": 3, "action": action, "source_branch": "feature", "target_branch": "main",
+            "source_project_id": 15, "target_project_id": 15, "last_commit": {"id": mr_sha},
+            "source": {"git_http_url": file_url(&repo), "path_with_namespace": "acme/app"},
+            "target": {"git_http_url": file_url(&repo), "path_with_namespace": "acme/app"}
+        });
+        if let Some(o) = oldrev {
+            attrs["oldrev"] = json!(o);
+        }
+        let body = json!({
+            "object_kind": "merge_request", "event_type": "merge_request",
+            "user": {"username": "ann"},
+            "project": {"path_with_namespace": "acme/app", "git_http_url": file_url(&repo), "default_branch": "main"},
+            "object_attributes": attrs
+        })
+        .to_string();
+        (body, delivery.to_string())
+    };
+    s.api(
+        "PATCH",
+        "/api/projects/gl",
+        Some(json!({"webhook_secret": SECRET})),
+    )
+    .await;
+    for (action, oldrev, delivery, runs) in [
+        ("open", None, "mr-1", 1),
+        ("update", Some(sha.as_str()), "mr-2", 1),
+        ("update", None, "mr-3", 0),
+    ] {
+        let (body, d) = mr(action, oldrev, delivery);
+        let (st, v) = s
+            .hook(
+                "/hooks/gl/gitlab",
+                &[
+                    ("X-Gitlab-Event", "Merge Request Hook".into()),
+                    ("X-Gitlab-Token", SECRET.into()),
+                    ("X-Gitlab-Event-UUID", d),
+                ],
+                body.as_bytes(),
+            )
+            .await;
+        assert!(st == 202 || st == 200, "{v}");
+        assert_eq!(
+            v["runs"].as_array().map_or(0, |a| a.len()),
+            runs,
+            "{action}: {v}"
+        );
+        if let Some(id) = v["runs"][0].as_i64() {
+            let r = s.wait_run(id).await;
+            assert_eq!(r["event"], "pull_request", "{r}");
+            assert_eq!(r["sha"], mr_sha.as_str());
+            assert_eq!(r["fork"], false);
+            assert!(
+                r["cause"]
+                    .as_str()
+                    .unwrap()
+                    .contains("pull request #3 feature -> main"),
+                "{r}"
+            );
+        }
+    }
+
     for id in [gitea_run, gitlab_run, generic_run] {
         let r = s.wait_run(id).await;
         // publish asks for a group with no value set: the run fails there, test passes.
