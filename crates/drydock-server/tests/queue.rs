@@ -327,3 +327,48 @@ async fn rerunning_the_failed_jobs_keeps_the_passed_ones_and_their_workspaces() 
     assert_eq!(st, 422);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_concurrency_group_without_cancel_in_progress_makes_runs_wait() {
+    if !git_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline = "on:\n  manual:\njobs:\n  a:\n    steps:\n      - run: sleep 0.5\n";
+    let (app_repo, _) = repo(tmp.path(), "app", &[("drydock.yml", pipeline)]);
+    let (other, _) = repo(tmp.path(), "other", &[("drydock.yml", pipeline)]);
+    let s = TestServer::start(&tmp.path().join("data")).await;
+    s.add_project(
+        json!({"name": "app", "repo_url": file_url(&app_repo), "concurrency": "project"}),
+    )
+    .await;
+    s.add_project(json!({"name": "other", "repo_url": file_url(&other), "max_runs": 1}))
+        .await;
+    let mut app_runs = Vec::new();
+    let mut other_runs = Vec::new();
+    for _ in 0..2 {
+        for (p, v) in [("app", &mut app_runs), ("other", &mut other_runs)] {
+            let (st, r) = s
+                .api("POST", &format!("/api/projects/{p}/runs"), Some(json!({})))
+                .await;
+            assert_eq!(st, 201, "{r}");
+            v.push(r["run"].as_i64().unwrap());
+        }
+    }
+    // The job limit (2) would allow two at once; the group and max_runs keep each project's
+    // runs one after the other, and nothing is cancelled.
+    for ids in [app_runs, other_runs] {
+        let mut spans = Vec::new();
+        for id in ids {
+            let r = s.wait_run(id).await;
+            assert_eq!(r["status"], "success", "{r}");
+            spans.push((
+                r["started_at"].as_i64().unwrap(),
+                r["finished_at"].as_i64().unwrap(),
+            ));
+        }
+        spans.sort();
+        assert!(spans[1].0 >= spans[0].1, "overlap: {spans:?}");
+    }
+    s.stop().await;
+}
