@@ -32,6 +32,15 @@
 //!   `POST /api/runs/{id}/approve`) makes a new run of the same commit with the secrets.
 //! - Schedules remember their last firing in the database; after downtime a schedule whose
 //!   next tick has passed fires once (the cause says how many ticks were missed).
+//! - Re-running only the failed jobs keeps the jobs that passed (recorded as passed, "kept:
+//!   passed in run N") with what they persisted, through the engine's `run_keeping`; images
+//!   built by kept jobs are not carried over (a job pushing them must run again).
+//! - A run's source is written by one `git read-tree -u` into a repository borrowing the
+//!   project mirror's objects (a `git clone --shared` cost ~5x more); commits known to be in a
+//!   mirror are remembered, so a delivery for a known commit runs no git process.
+//! - Live logs: the engine writes log lines to the database in batches; lines of running jobs
+//!   are served from the engine's progress events until their batch lands (same sequence
+//!   numbers), so a step that prints and then sleeps shows its line at once.
 
 pub mod ansi;
 pub mod api;
