@@ -8,12 +8,15 @@
 # (below 1.0: drydock is faster). Targets: cold <= 1.0, warm <= 0.25, one-file <= 0.5,
 # memory <= 1.0. Not a test: nothing fails on a slow figure.
 #   BENCH_SCENARIOS="tiny compile large layers30" bench/build.sh
+#   DRYDOCK_BIN=path/to/drydock skips the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 scenarios=(${BENCH_SCENARIOS:-tiny compile large layers30})
-cargo build --release --quiet -p drydock-cli
-dd="$root/target/release/drydock"
+if [ -z "${DRYDOCK_BIN:-}" ]; then
+  cargo build --release --quiet -p drydock-cli
+fi
+dd="${DRYDOCK_BIN:-$root/target/release/drydock}"
 docker=/usr/bin/docker
 [ -x "$docker" ] || { echo "build bench: Debian's docker.io is missing (apt-get install docker.io)"; exit 1; }
 $docker version >/dev/null 2>&1 || { (dockerd >/tmp/drydock-bench-dockerd.log 2>&1 &); for _ in $(seq 60); do $docker version >/dev/null 2>&1 && break; sleep 1; done; }

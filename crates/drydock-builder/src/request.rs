@@ -228,6 +228,9 @@ pub struct BuildRequest {
     /// it, else the context's git commit time, else 0.
     pub source_date_epoch: Option<i64>,
     pub compression: drydock_oci::media_type::Compression,
+    /// gzip 0-9 / zstd 1-19; `None`: gzip 1 (fast, as go-containerregistry and ko default to),
+    /// zstd 3. Part of the cache key: the same level always gives the same bytes.
+    pub compression_level: Option<i32>,
     pub outputs: Vec<Output>,
     pub push: bool,
     /// Allow `RUN --security=insecure`.
@@ -253,6 +256,7 @@ impl Default for BuildRequest {
             pull: PullPolicy::Missing,
             source_date_epoch: None,
             compression: drydock_oci::media_type::Compression::Gzip,
+            compression_level: None,
             outputs: vec![Output::Store],
             push: false,
             allow_insecure: false,

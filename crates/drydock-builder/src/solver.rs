@@ -175,7 +175,11 @@ impl Solver<'_, '_> {
     // ---- 1. keys -------------------------------------------------------------------------
 
     fn compute_keys(&mut self) -> Result<(), BuildError> {
-        let compression = format!("{:?}", self.env.req.compression);
+        let compression = format!(
+            "{:?} level {}",
+            self.env.req.compression,
+            self.compression_level()
+        );
         for node in &self.plan.ops {
             let id_s = node.id.to_string();
             let key = match &node.op {
@@ -903,6 +907,14 @@ impl Solver<'_, '_> {
         }
     }
 
+    fn compression_level(&self) -> i32 {
+        match (self.env.req.compression_level, self.env.req.compression) {
+            (Some(l), _) => l,
+            (None, drydock_oci::media_type::Compression::Zstd) => 3,
+            (None, _) => 1,
+        }
+    }
+
     /// Writes a layer blob from a tar producer, compressed as the request asks.
     fn write_layer(
         &self,
@@ -913,7 +925,11 @@ impl Solver<'_, '_> {
     ) -> Result<LayerRef, BuildError> {
         let compression = self.env.req.compression;
         let bw = self.env.store.writer()?;
-        let mut lw = LayerWriter::new(bw, compression, &CompressOptions::default())
+        let copts = CompressOptions {
+            level: Some(self.compression_level()),
+            ..Default::default()
+        };
+        let mut lw = LayerWriter::new(bw, compression, &copts)
             .map_err(|e| BuildError::io("compress layer into", self.env.store.root(), e))?;
         let opts = DiffOptions {
             tar: TarOptions::with_epoch(self.env.epoch),

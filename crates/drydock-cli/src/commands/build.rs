@@ -75,6 +75,9 @@ pub struct Args {
     /// Layer compression: gzip (default) or zstd.
     #[arg(long, default_value = "gzip")]
     compression: String,
+    /// Compression level: gzip 0-9 (default 1), zstd 1-19 (default 3).
+    #[arg(long = "compression-level")]
+    compression_level: Option<i32>,
     /// Output: type=oci|docker|local|tar,dest=PATH (repeatable; default: the local store).
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     outputs: Vec<String>,
@@ -541,6 +544,7 @@ fn build(args: Args) -> anyhow::Result<ExitCode> {
         "uncompressed" | "none" => drydock_oci::media_type::Compression::None,
         other => anyhow::bail!("--compression {other:?}: expected gzip or zstd"),
     };
+    req.compression_level = args.compression_level;
     let mut outputs = Vec::new();
     for o in &args.outputs {
         outputs.push(Output::parse(o)?);
