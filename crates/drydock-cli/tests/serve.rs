@@ -141,7 +141,9 @@ fn a_server_killed_mid_run_comes_back_consistent() {
     s.child.kill().unwrap(); // SIGKILL
     s.child.wait().unwrap();
 
+    assert!(data.join("work/1").exists(), "the killed run's checkout is left behind");
     let mut s = serve(&data, port);
+    assert!(!data.join("work/1").exists(), "and cleaned at the restart");
     let r1 = run_json(&data, &url, 1);
     assert_eq!(r1["status"], "interrupted", "{r1}");
     assert!(

@@ -732,7 +732,15 @@ impl App {
             .db
             .interrupt_running("the server stopped while this was running", now)?;
         let mut out = Vec::new();
+        let home = self
+            .cfg
+            .engine_home
+            .clone()
+            .unwrap_or_else(|| self.cfg.data_dir.clone());
         for id in ids {
+            // What the dead process left on disk: the source checkout and the workspaces.
+            let _ = std::fs::remove_dir_all(self.cfg.data_dir.join("work").join(id.to_string()));
+            let _ = std::fs::remove_dir_all(home.join("runs").join(id.to_string()));
             let run = self.db.run(id)?;
             let meta = self.db.run_meta(id)?;
             let project = self.db.project(&run.project)?;
