@@ -713,3 +713,45 @@ fn request_defaults_are_docker_like() {
     assert_eq!(r.outputs, vec![Output::Store]);
     assert_eq!(r.compression, drydock_oci::media_type::Compression::Gzip);
 }
+
+#[test]
+fn base_images_come_through_a_docker_io_mirror() {
+    let Some(w) = World::new() else { return };
+    let Some(reg) = drydock_testkit::ReferenceRegistry::start("") else {
+        return;
+    };
+    // The mirror holds docker.io/library/mirrored:1 (our busybox) as library/mirrored:1.
+    let busybox = drydock_content::names::get(w.store(), &Reference::parse("busybox").unwrap())
+        .unwrap()
+        .unwrap();
+    let client = drydock_registry_client::BlockingClient::new(Default::default()).unwrap();
+    client
+        .push(
+            w.store(),
+            &busybox,
+            &[Reference::parse(&format!("{}/library/mirrored:1", reg.host())).unwrap()],
+            &Default::default(),
+        )
+        .unwrap();
+    let Some(w2) = World::new() else { return };
+    fs::write(
+        w2.home.path().join("registries.toml"),
+        format!(
+            "[[registry]]\nprefix = \"docker.io\"\nmirrors = [\"{}\"]\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let t = tempfile::tempdir().unwrap();
+    write(
+        t.path(),
+        &[("Dockerfile", "FROM mirrored:1\nRUN echo via mirror > /m\n")],
+    );
+    let o = w2
+        .build(t.path(), |r| r.pull = drydock_builder::PullPolicy::Always)
+        .unwrap();
+    assert!(w2.tree(&o.layers).get("/m").is_some());
+    // Now in the local store: `never` works too.
+    w2.build(t.path(), |r| r.pull = drydock_builder::PullPolicy::Never)
+        .unwrap();
+}
