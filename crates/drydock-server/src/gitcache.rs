@@ -187,14 +187,26 @@ impl GitCache {
             args: "clone".into(),
             message: format!("{}: {e}", self.dir.display()),
         })?;
-        let tmp = self.dir.join(format!(".{project}.git.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
+        // A clone of its own name: a clone left by a dead process (or racing in another
+        // process on the same data directory) never gets in the way; the first rename wins.
+        let tmp = self
+            .dir
+            .join(format!(".{project}.git.tmp-{}", crate::util::random_hex(6)));
         let tmp_s = tmp.to_string_lossy().into_owned();
-        git(None, &["clone", "--quiet", "--mirror", url, &tmp_s])?;
-        std::fs::rename(&tmp, &mirror).map_err(|e| GitError {
-            args: "clone".into(),
-            message: format!("{}: {e}", mirror.display()),
-        })?;
+        let cloned = git(None, &["clone", "--quiet", "--mirror", url, &tmp_s]);
+        if let Err(e) = cloned {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if let Err(e) = std::fs::rename(&tmp, &mirror) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if !mirror.join("HEAD").exists() {
+                return Err(GitError {
+                    args: "clone".into(),
+                    message: format!("{}: {e}", mirror.display()),
+                });
+            }
+        }
         self.urls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
