@@ -247,6 +247,17 @@ async fn chains_build_each_step_from_the_previous_and_stop_on_failure() {
         tags_html.contains("step-1") && tags_html.contains("sha256:"),
         "{tags_html}"
     );
+    // A step's run page lists the image it pushed, with its digest and tags.
+    let first_run = c["runs"].as_array().unwrap().last().unwrap()["run"]
+        .as_i64()
+        .unwrap();
+    let run_html = page(&format!("/runs/{first_run}")).await;
+    assert!(
+        run_html.contains("<h3>Images</h3>")
+            && run_html.contains(&format!("{host}/acme/app:init"))
+            && run_html.contains("<code>sha256:"),
+        "{run_html}"
+    );
     let project_html = page("/projects/app").await;
     assert!(
         project_html.contains("chain app-chain step"),
