@@ -86,6 +86,7 @@ impl Default for Progress {
 pub struct Cancel {
     flag: Arc<std::sync::atomic::AtomicBool>,
     sandbox: Arc<std::sync::Mutex<Vec<drydock_sandbox::CancelToken>>>,
+    children: Arc<std::sync::Mutex<Vec<Cancel>>>,
 }
 
 impl Default for Cancel {
@@ -99,6 +100,7 @@ impl Cancel {
         Self {
             flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             sandbox: Arc::new(std::sync::Mutex::new(Vec::new())),
+            children: Arc::new(std::sync::Mutex::new(Vec::new())),
         }
     }
 
@@ -109,6 +111,24 @@ impl Cancel {
                 t.cancel();
             }
         }
+        if let Ok(list) = self.children.lock() {
+            for c in list.iter() {
+                c.cancel();
+            }
+        }
+    }
+
+    /// A token cancelled with this one, that can also be cancelled on its own (a build stops
+    /// its other steps after a failure without touching the caller's token).
+    pub fn child(&self) -> Cancel {
+        let c = Cancel::new();
+        if let Ok(mut list) = self.children.lock() {
+            list.push(c.clone());
+        }
+        if self.is_cancelled() {
+            c.cancel();
+        }
+        c
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -119,7 +139,6 @@ impl Cancel {
     pub(crate) fn sandbox_token(&self) -> Option<drydock_sandbox::CancelToken> {
         let t = drydock_sandbox::CancelToken::new().ok()?;
         if let Ok(mut list) = self.sandbox.lock() {
-            list.retain(|_| true);
             list.push(t.clone());
         }
         if self.is_cancelled() {

@@ -98,6 +98,8 @@ struct Solver<'a, 'e> {
     empty_dir: PathBuf,
     cached: Mutex<usize>,
     executed: Mutex<usize>,
+    /// Cancelled by the caller's token, or by the first failure (stops the other steps).
+    cancel: crate::progress::Cancel,
 }
 
 pub fn solve(plan: &Plan, env: &Env<'_>, needed: &[OpId]) -> Result<Solved, BuildError> {
@@ -114,6 +116,7 @@ pub fn solve(plan: &Plan, env: &Env<'_>, needed: &[OpId]) -> Result<Solved, Buil
         empty_dir,
         cached: Mutex::new(0),
         executed: Mutex::new(0),
+        cancel: env.req.cancel.child(),
     };
     s.compute_keys()?;
     let pending = s.demand(needed)?;
@@ -420,7 +423,7 @@ impl Solver<'_, '_> {
                                 };
                             }
                         };
-                        let result = if self.env.req.cancel.is_cancelled() {
+                        let result = if self.cancel.is_cancelled() {
                             Err(BuildError::Cancelled)
                         } else {
                             self.execute(&id)
@@ -444,7 +447,7 @@ impl Solver<'_, '_> {
                                 if s.error.is_none() {
                                     s.error = Some(e);
                                     // Stop the other running steps.
-                                    self.env.req.cancel.cancel();
+                                    self.cancel.cancel();
                                 }
                             }
                         }
@@ -455,14 +458,9 @@ impl Solver<'_, '_> {
         });
         let mut s = sched.into_inner().map_err(|_| poisoned())?;
         match s.error.take() {
-            Some(BuildError::Cancelled) if !self.user_cancelled() => Err(BuildError::Cancelled),
             Some(e) => Err(e),
             None => Ok(()),
         }
-    }
-
-    fn user_cancelled(&self) -> bool {
-        self.env.req.cancel.is_cancelled()
     }
 
     fn step_info(&self, id: &OpId) -> Option<StepInfo> {
@@ -695,7 +693,7 @@ impl Solver<'_, '_> {
             allow_insecure: self.env.req.allow_insecure,
             progress: self.env.progress.clone(),
             step: info.map_or(0, |i| i.id),
-            cancel: self.env.req.cancel.sandbox_token(),
+            cancel: self.cancel.sandbox_token(),
             init_binary: self.env.init_binary.clone(),
             rootless: self.env.rootless,
         };

@@ -755,3 +755,46 @@ fn base_images_come_through_a_docker_io_mirror() {
     w2.build(t.path(), |r| r.pull = drydock_builder::PullPolicy::Never)
         .unwrap();
 }
+
+#[test]
+fn cancelling_stops_a_running_step_and_a_failure_stops_the_others() {
+    let Some(w) = World::new() else { return };
+    let t = tempfile::tempdir().unwrap();
+    write(t.path(), &[("Dockerfile", "FROM busybox\nRUN sleep 600\n")]);
+    let cancel = drydock_builder::Cancel::new();
+    let (p, events) = recorder();
+    let c2 = cancel.clone();
+    let e2 = events.clone();
+    let watcher = std::thread::spawn(move || {
+        while !e2
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Started(_)))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        c2.cancel();
+    });
+    let err = w
+        .build(t.path(), |r| {
+            r.progress = p;
+            r.cancel = cancel;
+        })
+        .unwrap_err();
+    watcher.join().unwrap();
+    assert!(matches!(err, BuildError::Cancelled), "{err}");
+    // A failing stage stops the slow one beside it; the failure is what is reported.
+    write(
+        t.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox AS slow\nRUN sleep 600\nFROM busybox AS bad\nRUN exit 4\nFROM busybox\nCOPY --from=slow /etc/passwd /a\nCOPY --from=bad /etc/passwd /b\n",
+        )],
+    );
+    let err = w.build(t.path(), |_| {}).unwrap_err();
+    match err {
+        BuildError::Step(f, _) => assert_eq!(f.exit_code, Some(4)),
+        other => panic!("{other}"),
+    }
+}

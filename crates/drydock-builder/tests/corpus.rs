@@ -171,6 +171,20 @@ fn run_case(name: &str) {
         None
     };
     let tag = format!("drydock-test/{name}");
+    // The engine is shared: leave no images behind.
+    struct Cleanup(Option<std::path::PathBuf>, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(client) = &self.0 {
+                let _ = Command::new(client)
+                    .args(["rmi", "-f"])
+                    .arg(format!("{}:buildkit", self.1))
+                    .arg(format!("{}:drydock", self.1))
+                    .output();
+            }
+        }
+    }
+    let _cleanup = Cleanup(docker.as_ref().map(|d| d.client.clone()), tag.clone());
     // BuildKit's build of the same context.
     let buildkit = match (&docker, case.buildkit) {
         (Some(d), true) => {
