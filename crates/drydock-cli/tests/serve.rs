@@ -126,6 +126,29 @@ fn a_server_killed_mid_run_comes_back_consistent() {
     ));
     let list = ok(&drydock(&data, &url, &["project", "list"]));
     assert!(list.contains("app"), "{list}");
+    // A secret from standard input, shown by name only.
+    let mut child = Command::new(DRYDOCK)
+        .args([
+            "project",
+            "secret",
+            "set",
+            "app",
+            "DEPLOY_TOKEN",
+            "--server",
+            &url,
+        ])
+        .env("DRYDOCK_HOME", &data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"s3cr3t-value\n").unwrap();
+    ok(&child.wait_with_output().unwrap());
+    let shown = ok(&drydock(&data, &url, &["project", "show", "app"]));
+    assert!(
+        shown.contains("DEPLOY_TOKEN") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
     let out = ok(&drydock(&data, &url, &["remote", "trigger", "app"]));
     assert!(out.starts_with("run 1:"), "{out}");
     // Wait until step two runs (step one finished, its log written).
@@ -141,7 +164,10 @@ fn a_server_killed_mid_run_comes_back_consistent() {
     s.child.kill().unwrap(); // SIGKILL
     s.child.wait().unwrap();
 
-    assert!(data.join("work/1").exists(), "the killed run's checkout is left behind");
+    assert!(
+        data.join("work/1").exists(),
+        "the killed run's checkout is left behind"
+    );
     let mut s = serve(&data, port);
     assert!(!data.join("work/1").exists(), "and cleaned at the restart");
     let r1 = run_json(&data, &url, 1);
