@@ -518,3 +518,27 @@ jobs:
     );
     assert!(!rec.text().contains("s3cr3t-value-42"), "{}", rec.text());
 }
+
+#[test]
+fn an_event_the_pipeline_does_not_accept_skips_every_job_with_the_reason() {
+    if !git_ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let yml =
+        "on:\n  push:\n    branches: [main]\njobs:\n  a:\n    steps:\n      - run: echo ran\n";
+    let repo = repo(t.path(), &[("drydock.yml", yml)]);
+    git(&repo, &["checkout", "-q", "-b", "docs/typo"]);
+    let home = Home::new();
+    let engine = home.engine(no_builder());
+    let (r, rec) = Run::new(&engine, &repo).go();
+    assert_eq!(r.status, Status::Skipped, "{}", rec.text());
+    let reason = r.reason.clone().unwrap();
+    assert!(
+        reason.starts_with("filtered: ") && reason.contains("docs/typo"),
+        "{reason}"
+    );
+    assert_job(&r, &rec, "a", Status::Skipped);
+    assert!(!rec.text().contains("stdout: ran"), "{}", rec.text());
+    assert_eq!(home.db.run(r.run_id).unwrap().status, Status::Skipped);
+}
