@@ -128,3 +128,33 @@ jobs:
     assert!(!text.contains("should not run"));
     assert!(started.elapsed().as_secs() < 120);
 }
+
+#[test]
+fn a_host_shell_job_reaches_its_service_on_localhost() {
+    if !sandbox_ready() {
+        return;
+    }
+    let port = drydock_testkit::free_port();
+    let t = tempfile::tempdir().unwrap();
+    let yml = format!(
+        r#"
+jobs:
+  host-test:
+    services:
+      web:
+        image: busybox
+        command: mkdir -p /www && echo from-service > /www/index.html && exec httpd -f -p {port} -h /www
+        ready: wget -q -O- http://web:{port}/
+    steps:
+      - run: busybox wget -q -O- http://127.0.0.1:{port}/
+"#
+    );
+    let repo = repo(t.path(), &[("drydock.yml", &yml)]);
+    let home = Home::with_busybox();
+    let engine = home.engine(no_builder());
+    let (r, rec) = Run::new(&engine, &repo).go();
+    assert_job(&r, &rec, "host-test", Status::Success);
+    assert!(rec.text().contains("host-test | stdout: from-service"), "{}", rec.text());
+    // The service is gone with its job.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
