@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub tls: Option<drydock_registry_server::TlsFiles>,
     /// The SQLite file (default `<data_dir>/drydock.db`).
     pub database: Option<PathBuf>,
+    /// How long a minute of a project's `timeout_minutes` is (60 s; tests shorten it).
+    pub minute: Duration,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -82,6 +84,7 @@ impl ServerConfig {
             admin_password: None,
             tls: None,
             database: None,
+            minute: Duration::from_secs(60),
         }
     }
 }
@@ -664,14 +667,15 @@ impl App {
         let timeout = project
             .timeout_minutes
             .filter(|m| *m > 0)
-            .map(|m| Duration::from_secs(m as u64 * 60));
+            .map(|m| self.cfg.minute * m as u32);
         let timer = timeout.map(|t| {
             let app = Arc::downgrade(self);
             let minutes = project.timeout_minutes.unwrap_or(0);
             self.rt.spawn(async move {
                 tokio::time::sleep(t).await;
                 if let Some(a) = app.upgrade() {
-                    let _ = a.cancel(id, &format!("timed out after {minutes} minutes"));
+                    let unit = if minutes == 1 { "minute" } else { "minutes" };
+                    let _ = a.cancel(id, &format!("timed out after {minutes} {unit}"));
                 }
             })
         });

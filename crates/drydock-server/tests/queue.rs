@@ -372,3 +372,31 @@ async fn a_concurrency_group_without_cancel_in_progress_makes_runs_wait() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_over_the_project_timeout_fails_with_the_reason() {
+    if !git_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline =
+        "on:\n  manual:\njobs:\n  slow:\n    steps:\n      - run: echo started; sleep 30\n";
+    let (repo, _) = repo(tmp.path(), "app", &[("drydock.yml", pipeline)]);
+    let mut cfg = config(&tmp.path().join("data"));
+    cfg.minute = Duration::from_millis(500);
+    let s = TestServer::start_with(cfg).await;
+    s.add_project(json!({"name": "app", "repo_url": file_url(&repo), "timeout_minutes": 1}))
+        .await;
+    let (_, v) = s
+        .api("POST", "/api/projects/app/runs", Some(json!({})))
+        .await;
+    let started = Instant::now();
+    let r = s.wait_run(v["run"].as_i64().unwrap()).await;
+    assert_eq!(r["status"], "failure", "{r}");
+    assert_eq!(r["reason"], "timed out after 1 minute", "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the step was stopped"
+    );
+    s.stop().await;
+}
