@@ -229,6 +229,33 @@ async fn chains_build_each_step_from_the_previous_and_stop_on_failure() {
         "the chain stopped: {c}"
     );
 
+    // A delay between steps: the chain waits, visibly, then goes on.
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/chains",
+            Some(json!({"name": "delayed", "project": "app", "repository": format!("{host}/acme/app"),
+                "steps": ["init", "step-1"], "delay_seconds": 2})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    s.api("POST", "/api/chains/delayed/start", None).await;
+    let w = wait_chain(&s, "delayed", "waiting").await;
+    assert_eq!(w["current_step"], 1, "{w}");
+    let c2 = wait_chain(&s, "delayed", "success").await;
+    let runs = c2["runs"].as_array().unwrap();
+    let (r_step2, r_step1) = (
+        runs[0]["run"].as_i64().unwrap(),
+        runs[1]["run"].as_i64().unwrap(),
+    );
+    let (_, a) = s.api("GET", &format!("/api/runs/{r_step1}"), None).await;
+    let (_, b) = s.api("GET", &format!("/api/runs/{r_step2}"), None).await;
+    assert!(
+        b["created_at"].as_i64().unwrap() - a["finished_at"].as_i64().unwrap() >= 2000,
+        "step 2 was queued {} ms after step 1 ended",
+        b["created_at"].as_i64().unwrap() - a["finished_at"].as_i64().unwrap()
+    );
+
     // The pages: chains with their progress, the registry's repositories and tags.
     let page = |path: &str| {
         let req = s.http.get(format!("{}{path}", s.url)).bearer_auth(&s.token);
