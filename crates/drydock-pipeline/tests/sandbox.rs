@@ -154,7 +154,11 @@ jobs:
     let engine = home.engine(no_builder());
     let (r, rec) = Run::new(&engine, &repo).go();
     assert_job(&r, &rec, "host-test", Status::Success);
-    assert!(rec.text().contains("host-test | stdout: from-service"), "{}", rec.text());
+    assert!(
+        rec.text().contains("host-test | stdout: from-service"),
+        "{}",
+        rec.text()
+    );
     // The service is gone with its job.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
