@@ -452,17 +452,31 @@ pub fn tick_schedules(app: &Arc<App>, now_ms: i64) -> Vec<i64> {
                 String::new()
             };
             let cause = format!("schedule {cron}{note}");
-            let c2 = cron.clone();
+            // The default branch as it is now (the watch list may be minutes old).
+            let sha = app
+                .db
+                .project(&project)
+                .ok()
+                .flatten()
+                .and_then(|p| {
+                    app.git
+                        .resolve_ref(
+                            &p.name,
+                            &p.repo_url,
+                            &format!("refs/heads/{}", p.default_branch),
+                        )
+                        .ok()
+                })
+                .unwrap_or_else(|| w.sha.clone());
             if let Some(id) = fire(
                 app,
                 &project,
-                &w.sha,
-                |ev| ev.schedule = Some(c2.clone()),
+                &sha,
+                |ev| ev.schedule = Some(cron.clone()),
                 cause,
             ) {
                 started.push(id);
             }
-            let _ = cron;
         }
     }
     started
