@@ -38,9 +38,51 @@ struct Done {
     data: Vec<u8>,
 }
 
+/// Bytes sampled (at three places) to decide whether a block is worth compressing.
+const SAMPLE: usize = 16 * 1024;
+
+/// Whether `data` looks incompressible: level-1 deflate saves less than 2% on each of three
+/// samples (start, middle, end). Only the block's bytes decide, so output stays deterministic.
+fn incompressible(data: &[u8]) -> bool {
+    if data.len() < 8 * SAMPLE {
+        return false;
+    }
+    let mid = data.len() / 2 - SAMPLE / 2;
+    [0, mid, data.len() - SAMPLE].iter().all(|&at| {
+        let sample = &data[at..at + SAMPLE];
+        let mut c = Compress::new(Compression::new(1), false);
+        let mut out = Vec::with_capacity(SAMPLE + 1024);
+        match c.compress_vec(sample, &mut out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => out.len() * 100 >= sample.len() * 98,
+            _ => false,
+        }
+    })
+}
+
+/// `data` as deflate stored blocks (at most 65535 bytes each), byte-aligned like a sync flush;
+/// the last one final when `last`.
+fn stored_blocks(data: &[u8], last: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 5);
+    let chunks: Vec<&[u8]> = data.chunks(65535).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let fin = last && i + 1 == chunks.len();
+        out.push(u8::from(fin));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
 /// Compresses one block with a fresh compressor (a reused, reset one was seen to make the output
-/// depend on which blocks it compressed before).
+/// depend on which blocks it compressed before). Blocks that do not compress (already
+/// compressed or random data) are stored as they are: deflating them costs far more time than
+/// the bytes it could save.
 fn deflate_block(level: u32, data: &[u8], dict: Option<&[u8]>, last: bool) -> io::Result<Vec<u8>> {
+    if level > 0 && incompressible(data) {
+        return Ok(stored_blocks(data, last));
+    }
     let mut comp = Compress::new(Compression::new(level), false);
     let comp = &mut comp;
     if let Some(d) = dict {
@@ -329,5 +371,47 @@ impl<W: Write> Write for ParGzEncoder<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.write_ready()?;
         self.inner().flush()
+    }
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+    use std::io::Read;
+
+    fn random(len: usize, mut seed: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn incompressible_blocks_are_stored_and_the_stream_still_decodes() {
+        let mut data = random(700_000, 42);
+        data.extend(std::iter::repeat_n(b'a', 300_000));
+        data.extend(random(100_000, 7));
+        let mut outs = Vec::new();
+        for threads in [1, 2] {
+            let mut enc = ParGzEncoder::new(Vec::new(), 6, threads, 256 * 1024);
+            enc.write_all(&data).unwrap();
+            let out = enc.finish().unwrap();
+            // Random data is stored (a little bigger than the input), the run of `a` shrinks.
+            assert!(out.len() < data.len() - 250_000, "{}", out.len());
+            assert!(out.len() > 790_000);
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(&out[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, data);
+            outs.push(out);
+        }
+        assert_eq!(outs[0], outs[1], "the output does not depend on threads");
+        assert!(incompressible(&random(256 * 1024, 3)));
+        assert!(!incompressible(&vec![0u8; 256 * 1024]));
     }
 }
