@@ -420,7 +420,10 @@ function refresh(){
       var g = document.querySelector('#graph g.node[data-job="' + j.name + '"] rect');
       if (g) g.setAttribute('fill', colours[j.status] || '#7b8794');
     });
-    if (run.status === 'queued' || run.status === 'running' || run.active) setTimeout(refresh, 1000);
+    if (run.status === 'queued' || run.status === 'running' || run.active) { setTimeout(refresh, 1000); return; }
+    // The run ended after this page was rendered: show its final state (steps, images).
+    var meta = document.getElementById('runmeta');
+    if (meta && meta.dataset.done === 'false') location.reload();
   });
 }
 document.querySelectorAll('pre.log[data-src]').forEach(function(pre){
@@ -557,7 +560,10 @@ pub async fn run_page(State(app): AppState, headers: HeaderMap, Path(id): Path<i
             n = esc(&j.name),
         ));
     }
-    body.push_str(&format!("<script>{LIVE_JS}</script>"));
+    body.push_str(&format!(
+        "<div id=runmeta data-done=\"{}\"></div><script>{LIVE_JS}</script>",
+        r.status.is_finished() && !app.is_active(id)
+    ));
     page(&format!("run {id}"), Some(&p), &body)
 }
 

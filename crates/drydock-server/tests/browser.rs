@@ -239,7 +239,26 @@ async fn log_in_open_a_run_and_watch_live_logs_and_the_job_graph() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(driver.js(count).await.as_i64().unwrap(), 41);
+    // The page reloads once to show the final state; the whole log is there again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let done = driver
+            .js("var m = document.getElementById('runmeta'); return m ? m.dataset.done : ''")
+            .await;
+        let n = driver.js(count).await.as_i64().unwrap_or(0);
+        if done == "true" && n == 41 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "final page: done={done} lines={n}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let steps = driver
+        .js("return document.querySelectorAll('#job-build .st-success').length")
+        .await;
+    assert_eq!(steps, 2, "the job and its step, both passed");
     // The graph follows: every node green.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
