@@ -1,8 +1,9 @@
 //! Content digests of context files, remembered between builds by `(path, device, inode, size,
 //! mtime, ctime)` so an unchanged file is not read again. The digest is always of the content:
 //! the stat data only decides whether a remembered digest still applies (like git's index). An
-//! entry whose change time is too close to now is not remembered (a write within the same clock
-//! tick could go unnoticed).
+//! entry whose change time is within 100 ms of the read is not remembered: file times come from
+//! a coarse clock (a few ms per tick), so a write in the same tick right after the read could
+//! otherwise go unnoticed.
 
 use std::collections::HashMap;
 use std::fs;
@@ -75,6 +76,10 @@ impl HashCache {
         {
             return Ok(d.clone());
         }
+        let read_started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
         let mut f = fs::File::open(path)?;
         let mut h = Algorithm::Sha256.hasher();
         let mut buf = vec![0u8; 256 * 1024];
@@ -86,11 +91,9 @@ impl HashCache {
             h.update(&buf[..n]);
         }
         let d = h.finish();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        if now - stat.ctime.0 > 2 && now - stat.mtime.0 > 2 {
+        let ns = |(s, n): (i64, i64)| s as i128 * 1_000_000_000 + n as i128;
+        let margin = 100_000_000;
+        if ns(stat.ctime) < read_started - margin && ns(stat.mtime) < read_started - margin {
             self.entries
                 .lock()
                 .expect("hash cache lock")
