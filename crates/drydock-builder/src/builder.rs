@@ -112,6 +112,14 @@ impl Builder {
 
     /// Runs a build. Blocking; progress goes to `req.progress`, `req.cancel` stops it.
     pub fn build(&self, req: BuildRequest) -> Result<BuildOutput, BuildError> {
+        if self.rootless {
+            // The sandbox runs rootless, but layers would record the caller's uid for every
+            // file (ownership inside the user namespace is not mapped back yet): refuse rather
+            // than write wrong images.
+            return Err(BuildError::Unsupported(
+                "building as a non-root user: layer ownership is not mapped through the user namespace yet; run drydock build as root".into(),
+            ));
+        }
         let _lock = self.cache.lock(false)?;
         let progress = req.progress.clone();
         let tmp = self.cache.tmp_dir();
