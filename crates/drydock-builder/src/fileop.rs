@@ -793,8 +793,8 @@ impl Staging {
         Ok(())
     }
 
-    /// ADD of a local archive: its entries land in the destination directory, keeping their
-    /// owners (unless `--chown`) and modes.
+    /// ADD of a local archive: its entries land in the destination directory, keeping the
+    /// archive's owners and modes (BuildKit ignores `--chown` and `--chmod` for archives).
     fn unpack(
         &mut self,
         reader: Box<dyn Read>,
@@ -802,6 +802,7 @@ impl Staging {
         ctx: &CopyCtx<'_>,
         shown: &str,
     ) -> Result<(), FileOpError> {
+        // The destination is made as a COPY would (owned by --chown); the entries keep theirs.
         let dest_rel = self.mkdir_all(dest.trim_end_matches('/'), ctx.owner)?;
         let parent = self.upper.parent().unwrap_or(&self.upper).to_path_buf();
         let tmp = tempfile::Builder::new()
@@ -819,7 +820,7 @@ impl Staging {
         };
         let mut sub = CopyCtx {
             src: &src,
-            owner: ctx.owner,
+            owner: None,
             mode: None,
             excludes: Dockerignore::default(),
             links: HashMap::new(),

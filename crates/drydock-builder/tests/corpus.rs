@@ -375,6 +375,7 @@ macro_rules! corpus {
 
 corpus! {
     add_tar,
+    add_tar_chown,
     basic_run,
     build_args_in_run,
     chmod_octal,
@@ -389,10 +390,13 @@ corpus! {
     copy_from_image,
     copy_from_index,
     copy_from_stage_ownership,
+    copy_from_stage_paths,
     copy_link,
     copy_missing,
+    copy_overwrites,
     copy_parents,
     copy_symlink_escape,
+    copy_through_base_symlinks,
     copy_wildcards,
     dockerignore,
     env_arg,
@@ -410,6 +414,8 @@ corpus! {
     onbuild,
     onbuild_record,
     opaque_dirs,
+    platform_args,
+    relative_dest_workdir,
     run_as_user,
     run_exec_form,
     run_fails,
@@ -428,5 +434,6 @@ corpus! {
     target_stage,
     users_chown,
     whiteouts,
+    workdir_existing,
     workdir_user,
 }
