@@ -110,7 +110,9 @@ impl Builder {
         Ok(c)
     }
 
-    /// Runs a build. Blocking; progress goes to `req.progress`, `req.cancel` stops it.
+    /// Runs a build. Blocking (it runs its own small runtimes for registry and HTTP work):
+    /// call it from a plain thread, or from async code through `spawn_blocking`. Progress goes
+    /// to `req.progress`, `req.cancel` stops it; several builds may run at once.
     pub fn build(&self, req: BuildRequest) -> Result<BuildOutput, BuildError> {
         if self.rootless {
             // The sandbox runs rootless, but layers would record the caller's uid for every
@@ -447,6 +449,19 @@ impl Builder {
             },
             parsed,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn builders_and_requests_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<super::Builder>();
+        send::<crate::BuildRequest>();
+        send::<crate::BuildOutput>();
+        send::<crate::BuildError>();
     }
 }
 
