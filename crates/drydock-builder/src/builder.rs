@@ -452,19 +452,6 @@ impl Builder {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn builders_and_requests_cross_threads() {
-        fn send_sync<T: Send + Sync>() {}
-        fn send<T: Send>() {}
-        send_sync::<super::Builder>();
-        send::<crate::BuildRequest>();
-        send::<crate::BuildOutput>();
-        send::<crate::BuildError>();
-    }
-}
-
 fn dockerfile_error(source: &SourceText, diagnostics: Vec<Diagnostic>) -> BuildError {
     BuildError::Dockerfile {
         source_text: source.clone(),
@@ -485,4 +472,17 @@ pub fn parse_labels(list: &[String]) -> Result<BTreeMap<String, String>, BuildEr
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn builders_and_requests_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<super::Builder>();
+        send::<crate::BuildRequest>();
+        send::<crate::BuildOutput>();
+        send::<crate::BuildError>();
+    }
 }
