@@ -704,7 +704,7 @@ impl Solver<'_, '_> {
         if changes.is_overlay() {
             self.mount_points(e, &sources, &changes);
         }
-        let layer = if changes.is_overlay() {
+        let (layer, stats) = if changes.is_overlay() {
             let topmost: Vec<PathBuf> = changes
                 .lowers()
                 .iter()
@@ -723,8 +723,11 @@ impl Solver<'_, '_> {
         };
         if changes.is_overlay() {
             let upper = changes.upper().to_path_buf();
+            let exact = upper_is_exactly(&upper, &stats);
             let run_dir = changes.keep();
-            self.env.snapshots.adopt(&layer.digest, &upper);
+            if exact {
+                self.env.snapshots.adopt(&layer.digest, &upper);
+            }
             let _ = remove_tree(&run_dir);
         }
         let mut chain = parent;
@@ -824,10 +827,12 @@ impl Solver<'_, '_> {
             .into_iter()
             .filter(|l| *l != self.empty_dir)
             .collect();
-        let layer = self.write_layer(|out, opts| {
+        let (layer, stats) = self.write_layer(|out, opts| {
             drydock_layer::diff_overlay_upper(&upper, &real_lowers, out, opts)
         })?;
-        self.env.snapshots.adopt(&layer.digest, &upper);
+        if upper_is_exactly(&upper, &stats) {
+            self.env.snapshots.adopt(&layer.digest, &upper);
+        }
         let mut chain = parent;
         chain.push(layer);
         self.record(id, &chain)?;
@@ -920,7 +925,7 @@ impl Solver<'_, '_> {
             &mut LayerWriter<drydock_content::BlobWriter>,
             &DiffOptions,
         ) -> Result<drydock_layer::TarStats, drydock_layer::LayerError>,
-    ) -> Result<LayerRef, BuildError> {
+    ) -> Result<(LayerRef, drydock_layer::TarStats), BuildError> {
         let compression = self.env.req.compression;
         let bw = self.env.store.writer()?;
         let copts = CompressOptions {
@@ -933,19 +938,48 @@ impl Solver<'_, '_> {
             tar: TarOptions::with_epoch(self.env.epoch),
             compare_mtime: false,
         };
-        produce(&mut lw, &opts)?;
+        let stats = produce(&mut lw, &opts)?;
         let (digests, bw) = lw
             .finish()
             .map_err(|e| BuildError::io("finish layer in", self.env.store.root(), e))?;
         let (digest, size) = bw.commit()?;
         debug_assert_eq!(digest, digests.digest);
-        Ok(LayerRef {
-            digest,
-            diff_id: digests.diff_id,
-            size,
-            media_type: drydock_oci::media_type::oci_layer(compression).to_string(),
-        })
+        Ok((
+            LayerRef {
+                digest,
+                diff_id: digests.diff_id,
+                size,
+                media_type: drydock_oci::media_type::oci_layer(compression).to_string(),
+            },
+            stats,
+        ))
     }
+}
+
+/// Whether an upper dir holds exactly what its layer tar holds (every entry written, nothing
+/// left out as an unchanged copy-up): only then may it serve as the snapshot of that layer,
+/// which other chains with other parents may share. Opaque directories add a marker entry.
+fn upper_is_exactly(upper: &Path, stats: &drydock_layer::TarStats) -> bool {
+    fn count(dir: &Path, nodes: &mut u64, opaque: &mut u64) -> bool {
+        let Ok(rd) = fs::read_dir(dir) else {
+            return false;
+        };
+        for e in rd.flatten() {
+            *nodes += 1;
+            let Ok(ft) = e.file_type() else { return false };
+            if ft.is_dir() {
+                if view::is_opaque(&e.path()) {
+                    *opaque += 1;
+                }
+                if !count(&e.path(), nodes, opaque) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+    let (mut nodes, mut opaque) = (0, 0);
+    count(upper, &mut nodes, &mut opaque) && stats.entries == nodes + opaque && stats.skipped == 0
 }
 
 /// Copies the tree at `rel` of `view` into `dest` (a new directory): hard links for files when

@@ -798,3 +798,33 @@ fn cancelling_stops_a_running_step_and_a_failure_stops_the_others() {
         other => panic!("{other}"),
     }
 }
+
+/// Regression: an upper dir with an unchanged copy-up (left out of its layer) was adopted as
+/// the snapshot of that layer, so the same (empty) layer on another parent showed a stale file.
+#[test]
+fn a_shared_layer_snapshot_never_carries_another_parents_files() {
+    let Some(w) = World::new() else { return };
+    let t = tempfile::tempdir().unwrap();
+    write(
+        t.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo a > /f\nRUN touch /f\n",
+        )],
+    );
+    w.build(t.path(), |_| {}).unwrap();
+    write(
+        t.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo b > /f\nRUN true\nRUN cat /f > /out\n",
+        )],
+    );
+    let o = w.build(t.path(), |_| {}).unwrap();
+    // The two empty layers are the same blob.
+    let layers: Vec<_> = o.layers.iter().map(|l| l.digest.clone()).collect();
+    assert_eq!(layers.len(), 4);
+    let d = tempfile::tempdir().unwrap();
+    drydock_builder::export::flatten(w.store(), &o.layers, d.path()).unwrap();
+    assert_eq!(fs::read_to_string(d.path().join("out")).unwrap(), "b\n");
+}
