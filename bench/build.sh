@@ -22,7 +22,7 @@ docker=/usr/bin/docker
 [ -x "$docker" ] || { echo "build bench: Debian's docker.io is missing (apt-get install docker.io)"; exit 1; }
 $docker version >/dev/null 2>&1 || { (dockerd >/tmp/drydock-bench-dockerd.log 2>&1 &); for _ in $(seq 60); do $docker version >/dev/null 2>&1 && break; sleep 1; done; }
 work=$(mktemp -d /var/tmp/drydock-bench-build.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; $docker rmi -f bench/out:bk bench/gcc:latest >/dev/null 2>&1 || true' EXIT
 export DRYDOCK_HOME="$work/home"
 unset SOURCE_DATE_EPOCH
 
