@@ -210,10 +210,10 @@ impl Solver<'_, '_> {
                     let tree = ContextTree::new(self.env.context.dir.clone(), &l.exclude_patterns);
                     let content = content_digest(&tree, &l.follow_paths, self.env.hashes).map_err(
                         |e| match e {
-                            BuildError::Context { message, .. } => BuildError::Context {
-                                path: self.env.context.dir.display().to_string(),
-                                message,
-                            },
+                            // Point at the instruction that reads the context.
+                            BuildError::Context { message, .. } => {
+                                self.failure(&node.id, None, message, Vec::new(), None)
+                            }
                             other => other,
                         },
                     )?;
@@ -557,8 +557,15 @@ impl Solver<'_, '_> {
         exit_code: Option<i32>,
     ) -> BuildError {
         let loc = self.plan.source_map.get(id).and_then(|l| l.first());
+        let text = loc.and_then(|l| {
+            self.env
+                .source
+                .and_then(|s| s.text.get(l.start..l.end))
+                .map(|t| t.lines().next().unwrap_or("").trim().to_string())
+        });
         let step = info
             .map(|i| i.name.clone())
+            .or(text)
             .unwrap_or_else(|| self.plan.get(id).map_or("step", |o| o.kind()).to_string());
         let diagnostic = loc.map(|l| {
             let mut d = crate::error::step_diagnostic(&message, l.start, l.end);

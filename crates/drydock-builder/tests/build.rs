@@ -828,3 +828,28 @@ fn a_shared_layer_snapshot_never_carries_another_parents_files() {
     drydock_builder::export::flatten(w.store(), &o.layers, d.path()).unwrap();
     assert_eq!(fs::read_to_string(d.path().join("out")).unwrap(), "b\n");
 }
+
+#[test]
+fn a_symlink_out_of_the_context_names_the_copy_that_reads_it() {
+    let Some(w) = World::new() else { return };
+    let t = tempfile::tempdir().unwrap();
+    write(
+        t.path(),
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY ok /ok\nCOPY sneaky /x\n"),
+            ("ok", "ok\n"),
+        ],
+    );
+    std::os::unix::fs::symlink("../../../../etc/shadow", t.path().join("sneaky")).unwrap();
+    let err = w.build(t.path(), |_| {}).unwrap_err();
+    let (src, diags) = err
+        .diagnostics()
+        .unwrap_or_else(|| panic!("not located: {err:?}"));
+    let rendered = drydock_diagnostics::render(&src.name, &src.text, diags[0]);
+    assert!(rendered.contains("Dockerfile:3"), "{rendered}");
+    assert!(
+        err.to_string().contains("outside the build context"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("COPY sneaky /x"), "{err}");
+}
