@@ -649,10 +649,14 @@ fn report_error(e: &BuildError) {
             let _ = writeln!(err, "error: {} failed: {}", f.step, f.message);
         }
         other => {
-            let _ = writeln!(err, "error: {other}");
+            let top = other.to_string();
+            let _ = writeln!(err, "error: {top}");
             let mut src = std::error::Error::source(other);
             while let Some(s) = src {
-                let _ = writeln!(err, "  caused by: {s}");
+                let text = s.to_string();
+                if !top.contains(&text) {
+                    let _ = writeln!(err, "  caused by: {text}");
+                }
                 src = s.source();
             }
         }
