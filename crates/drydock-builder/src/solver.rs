@@ -494,9 +494,30 @@ impl Solver<'_, '_> {
         } else {
             loc.stage.clone()
         };
+        // BuildKit's `[stage 2/5]`: the instruction's place among the stage's FROM and steps.
+        let mut starts: Vec<usize> = self
+            .plan
+            .source_map
+            .iter()
+            .filter(|(oid, _)| {
+                matches!(
+                    self.plan.get(oid),
+                    Some(Op::Exec(_) | Op::File(_) | Op::Merge(_) | Op::Image(_) | Op::Scratch)
+                )
+            })
+            .flat_map(|(_, ls)| ls.iter())
+            .filter(|l| l.stage == loc.stage)
+            .map(|l| l.start)
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        let pos = starts
+            .iter()
+            .position(|s| *s == loc.start)
+            .map_or(0, |p| p + 1);
         Some(StepInfo {
             id: sid,
-            name: format!("[{stage}] {text}"),
+            name: format!("[{stage} {pos}/{}] {text}", starts.len()),
             stage: Some(loc.stage.clone()),
         })
     }

@@ -144,9 +144,9 @@ fn warm_rebuild_is_all_cached_and_one_changed_file_reruns_from_its_copy() {
     assert_eq!(
         ran,
         [
-            "[stage-0] COPY b.txt /b.txt",
-            "[stage-0] RUN cat /b.txt > /b-copy",
-            "[stage-0] COPY dir /dir"
+            "[stage-0 4/6] COPY b.txt /b.txt",
+            "[stage-0 5/6] RUN cat /b.txt > /b-copy",
+            "[stage-0 6/6] COPY dir /dir"
         ]
     );
     assert_eq!(out.stats.cached, 2);
@@ -196,8 +196,8 @@ fn no_cache_and_no_cache_filter() {
     assert_eq!(
         started(&events.lock().unwrap()),
         [
-            "[app] COPY --from=deps /deps /deps",
-            "[app] RUN cat /deps > /app"
+            "[app 2/3] COPY --from=deps /deps /deps",
+            "[app 3/3] RUN cat /deps > /app"
         ]
     );
     assert_eq!(o.stats.executed, 2);
