@@ -55,6 +55,10 @@ pub struct ApplyOptions {
     /// Create character and block devices (otherwise they refuse the layer). Fifos are always
     /// allowed.
     pub allow_devices: bool,
+    /// With `allow_devices` off: leave character and block devices out (their paths are listed
+    /// in [`ApplyStats::skipped_devices`]) instead of refusing the layer. For extraction where
+    /// devices cannot be made (a user namespace) and the caller warns about what is missing.
+    pub skip_devices: bool,
     /// Restore numeric uid/gid: `Some(true)` always, `Some(false)` never, `None` when running as
     /// root.
     pub chown: Option<bool>,
@@ -89,6 +93,8 @@ pub struct ApplyStats {
     pub skipped: u64,
     /// Bytes of file content written.
     pub bytes: u64,
+    /// Devices left out under [`ApplyOptions::skip_devices`] (entry paths as in the tar).
+    pub skipped_devices: Vec<String>,
 }
 
 const WH_PREFIX: &[u8] = b".wh.";
@@ -377,6 +383,10 @@ impl Applier<'_> {
                     .map(|c| c.to_vec())
                     .collect();
                 Some(lc)
+            }
+            T::Char | T::Block if !self.opts.allow_devices && self.opts.skip_devices => {
+                self.stats.skipped_devices.push(name.to_string());
+                return Ok(());
             }
             T::Char | T::Block if !self.opts.allow_devices => return Err(rejected(Reject::Device)),
             _ => None,

@@ -416,6 +416,37 @@ fn devices_are_created_when_allowed() {
 }
 
 #[test]
+fn devices_are_left_out_and_listed_when_skipped() {
+    let target = tempfile::tempdir().unwrap();
+    let tar = RawTar::new()
+        .dir(b"dev/")
+        .device(b"dev/console", b'3', 5, 1)
+        .device(b"dev/sda", b'4', 8, 0)
+        .file(b"after", b"x")
+        .finish();
+    let refused = apply(&tar[..], target.path(), &ApplyOptions::default());
+    assert!(
+        matches!(
+            refused,
+            Err(LayerError::Rejected {
+                reason: Reject::Device,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let target = tempfile::tempdir().unwrap();
+    let opts = ApplyOptions {
+        skip_devices: true,
+        ..Default::default()
+    };
+    let stats = apply(&tar[..], target.path(), &opts).unwrap();
+    assert_eq!(stats.skipped_devices, ["dev/console", "dev/sda"]);
+    assert!(!target.path().join("dev/console").exists());
+    assert_eq!(std::fs::read(target.path().join("after")).unwrap(), b"x");
+}
+
+#[test]
 fn corrupt_archives_are_read_errors_not_panics() {
     let good = RawTar::new().file(b"a", &[b'x'; 3000]).finish();
     for cut in [1, 100, 511, 600, 2000] {
