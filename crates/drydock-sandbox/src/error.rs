@@ -41,6 +41,11 @@ pub enum SandboxError {
     #[error("rootless sandbox: {0}")]
     Rootless(String),
 
+    /// The calling user cannot get a user namespace with subordinate ids (no newuidmap, no
+    /// `/etc/subuid` range); `hint` says what to install or configure.
+    #[error("{message}\nhint: {hint}")]
+    UserNamespace { message: String, hint: String },
+
     #[error("cgroup {path}: {message}")]
     Cgroup { path: PathBuf, message: String },
 

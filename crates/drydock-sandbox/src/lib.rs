@@ -11,6 +11,8 @@
 //!   re-exec it as a small single-threaded init (see "The sandbox" in ARCHITECTURE.md).
 //! - [`SnapshotCache`] / [`LayerSource`]: layers extracted once per digest, shared between runs.
 //! - [`Changes`]: a run's upper directory, the raw material of the resulting layer.
+//! - [`userns`]: re-executing a whole drydock process inside a user namespace with the user's
+//!   subordinate ids (rootless builds), and telling whether this process is inside one.
 //! - Pure decision logic, unit-tested without root: [`users`], [`caps`], [`seccomp`], [`cgroup`],
 //!   [`idmap`], [`mounts`], [`binfmt`], [`etcfiles`].
 #![allow(unsafe_code)]
@@ -32,6 +34,7 @@ pub mod seccomp;
 mod snapshot;
 mod spec;
 pub mod sys;
+pub mod userns;
 pub mod users;
 
 pub use changes::{Changes, Stub, StubKind, wait_for_cleanup};
@@ -44,3 +47,4 @@ pub use spec::{
     HostEntry, Isolation, Limits, Mount, NetworkMode, Rlimit, RlimitResource, Root, RootMode,
     SandboxSpec, SecretFile, Stdin, Stdio, UserNamespace,
 };
+pub use userns::in_user_namespace;

@@ -178,6 +178,10 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         UserNamespace::Auto => !is_root(),
         UserNamespace::Rootless => true,
     };
+    // Already root of a user namespace (a rootless build re-executes drydock inside one): no new
+    // one, but overlayfs needs `userxattr` and cgroups belong to the host's root.
+    let nested = !rootless && crate::userns::in_user_namespace();
+    let userxattr = rootless || nested;
     let lowers_bottom_first: Vec<PathBuf> = match &root {
         Root::Layers(l) if l.is_empty() => return Err(spec_err("root", "no layers")),
         Root::Layers(l) => l.clone(),
@@ -224,7 +228,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 lowers,
                 upper: upper.clone(),
                 work,
-                userxattr: rootless,
+                userxattr,
             },
             upper,
             None,
@@ -240,33 +244,22 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
 
     // Ids.
     let (userns, tty_gid_mapped, setgroups) = if rootless {
-        let uid = rustix::process::geteuid().as_raw();
-        let gid = rustix::process::getegid().as_raw();
-        let name = user_name(uid);
-        let subuid = idmap::parse_subid(
-            &fs::read_to_string("/etc/subuid").unwrap_or_default(),
-            name.as_deref(),
-            uid,
-        );
-        let subgid = idmap::parse_subid(
-            &fs::read_to_string("/etc/subgid").unwrap_or_default(),
-            name.as_deref(),
-            uid,
-        );
-        let uid_map = idmap::rootless_map(uid, &subuid);
-        let gid_map = idmap::rootless_map(gid, &subgid);
+        let (uid_map, gid_map) = crate::userns::caller_maps();
         let tty = idmap::is_mapped(&gid_map, 5);
         let setgroups = gid_map.len() > 1;
         (UsernsSetup::ByCaller { uid_map, gid_map }, tty, setgroups)
+    } else if nested {
+        let gid_map =
+            crate::userns::parse_map(&fs::read_to_string("/proc/self/gid_map").unwrap_or_default());
+        (UsernsSetup::Off, idmap::is_mapped(&gid_map, 5), true)
     } else {
         (UsernsSetup::Off, true, true)
     };
-
     // cgroups.
     let mut warnings = Vec::new();
     let mut cg_plan = cgroup::Plan::default();
     if limits != crate::spec::Limits::default() {
-        if rootless && !is_root() {
+        if (rootless && !is_root()) || nested {
             warnings.push("cgroup limits are not enforced in a rootless sandbox".to_string());
         } else {
             let h = cgroup::locate(
@@ -476,7 +469,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
             upper,
             lowers: lowers_bottom_first,
             base,
-            userxattr: rootless,
+            userxattr,
             keep: false,
             remover: guard.remover.clone(),
         })
@@ -497,14 +490,6 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         run_id: id,
         timings,
     })
-}
-
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    crate::users::parse_passwd(&passwd)
-        .into_iter()
-        .find(|p| p.uid == uid)
-        .map(|p| p.name)
 }
 
 struct RunDirGuard {
@@ -742,7 +727,7 @@ pub(crate) fn remove_in_userns(
 
 /// Writes a rootless sandbox's id maps: through newuidmap/newgidmap when there are subordinate
 /// ranges, else directly (only one id mapped, setgroups denied).
-fn write_id_maps(pid: i32, setup: &UsernsSetup) -> Result<(), SandboxError> {
+pub(crate) fn write_id_maps(pid: i32, setup: &UsernsSetup) -> Result<(), SandboxError> {
     let UsernsSetup::ByCaller { uid_map, gid_map } = setup else {
         return Ok(());
     };
