@@ -404,6 +404,11 @@ pub(crate) fn apply_mounts(
                         // the host's /sys read-only instead.
                         sys.mount(Some("/sys"), &target, None, MS_BIND | MS_REC, None)
                             .map_err(fail(stage.clone()))?;
+                        // `target` (a /proc/self/fd path) names the directory under the new
+                        // mount; the remount needs the mount's root: resolve again.
+                        let target =
+                            resolve(sys, merged, at, stubs).map_err(fail(stage.clone()))?;
+                        let Some(target) = target else { continue };
                         let locked = sys.mount_flags(&target).unwrap_or(0);
                         sys.mount(
                             None,

@@ -124,7 +124,7 @@ fn setup_for(what: &str) -> Result<UsernsSetup, SandboxError> {
         if !on_path(tool) {
             return Err(needs(
                 format!(
-                    "{what} as {who} needs a user namespace with subordinate ids, but {tool} is not installed"
+                    "{what} as {who} needs a user namespace with subordinate ids, but {tool} is not installed (not found on PATH)"
                 ),
                 "install newuidmap and newgidmap (Debian/Ubuntu: apt-get install uidmap; Fedora: dnf install shadow-utils), or run as root".into(),
             ));
