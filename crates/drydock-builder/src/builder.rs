@@ -35,7 +35,11 @@ pub struct Builder {
     init_binary: Option<PathBuf>,
     registry: Mutex<Option<Arc<BlockingClient>>>,
     registry_options: Mutex<Option<ClientOptions>>,
+    /// Running as root of a user namespace (a rootless build): overlayfs `userxattr`, no device
+    /// nodes, no cgroups.
     rootless: bool,
+    /// Not root at all (no user namespace entered): builds are refused.
+    unprivileged: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -51,7 +55,8 @@ impl Builder {
         let home = home.into();
         let store = Store::open(home.join("content"))?;
         let cache = BuildCache::new(&home);
-        let rootless = !rustix::process::geteuid().is_root();
+        let unprivileged = !rustix::process::geteuid().is_root();
+        let rootless = unprivileged || drydock_sandbox::in_user_namespace();
         let snapshots = Snapshots::new(cache.snapshots_dir(), store.clone(), rootless);
         Ok(Self {
             home,
@@ -62,6 +67,7 @@ impl Builder {
             registry: Mutex::new(None),
             registry_options: Mutex::new(None),
             rootless,
+            unprivileged,
         })
     }
 
@@ -114,12 +120,12 @@ impl Builder {
     /// call it from a plain thread, or from async code through `spawn_blocking`. Progress goes
     /// to `req.progress`, `req.cancel` stops it; several builds may run at once.
     pub fn build(&self, req: BuildRequest) -> Result<BuildOutput, BuildError> {
-        if self.rootless {
-            // The sandbox runs rootless, but layers would record the caller's uid for every
-            // file (ownership inside the user namespace is not mapped back yet): refuse rather
-            // than write wrong images.
+        if self.unprivileged {
+            // Layers would record the caller's uid for every file and COPY --chown could not
+            // chown: a non-root build must run as root of a user namespace that maps the
+            // user's subordinate ids (`drydock build` re-executes itself inside one).
             return Err(BuildError::Unsupported(
-                "building as a non-root user: layer ownership is not mapped through the user namespace yet; run drydock build as root".into(),
+                "building as a non-root user outside a user namespace: run the build through `drydock build` (it enters a user namespace with your /etc/subuid and /etc/subgid ranges) or as root".into(),
             ));
         }
         let _lock = self.cache.lock(false)?;
@@ -200,6 +206,10 @@ impl Builder {
             };
             let solved = solver::solve(&plan, &env, &needed);
             hashes.save();
+            for w in self.snapshots.take_warnings() {
+                progress.emit(&Event::Warning(w.clone()));
+                warnings.push(w);
+            }
             let solved = solved?;
             stats.cached += solved.cached;
             stats.executed += solved.executed;

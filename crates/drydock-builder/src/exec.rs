@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use drydock_plan::{CacheSharing, ExecOp, MountKind, Network, Security};
-use drydock_sandbox::{
-    Isolation, Mount, NetworkMode, Root, SandboxSpec, SecretFile, Stdio, UserNamespace,
-};
+use drydock_sandbox::{Isolation, Mount, NetworkMode, Root, SandboxSpec, SecretFile, Stdio};
 
 use crate::error::{BuildError, IoCtx};
 use crate::progress::{Event, Progress, Stream};
@@ -35,7 +33,6 @@ pub struct ExecEnv<'a> {
     pub step: usize,
     pub cancel: Option<drydock_sandbox::CancelToken>,
     pub init_binary: Option<PathBuf>,
-    pub rootless: bool,
 }
 
 /// A failed RUN: its status and the last lines it printed.
@@ -143,9 +140,8 @@ pub fn run(
         Network::None => NetworkMode::None,
         Network::Sandbox | Network::Host => NetworkMode::Host,
     };
-    if env.rootless {
-        spec.isolation.user_namespace = UserNamespace::Rootless;
-    }
+    // A rootless build runs as root of its own user namespace (the CLI re-executed itself
+    // there): the sandbox sees that and creates no other one (`UserNamespace::Auto`).
     if op.security == Security::Insecure {
         if !env.allow_insecure {
             return Err(BuildError::Request(

@@ -19,17 +19,39 @@ fn out_err(what: &Path, e: impl std::fmt::Display) -> BuildError {
     }
 }
 
-/// Applies `layers` (bottom first) onto the directory `dest` (created when missing).
+/// Applies `layers` (bottom first) onto the directory `dest` (created when missing), with the
+/// layers' owners.
 pub fn flatten(store: &Store, layers: &[LayerRef], dest: &Path) -> Result<(), BuildError> {
+    flatten_with(store, layers, dest, false)
+}
+
+/// `for_user`: the files are handed to the person who ran a rootless build (see below).
+fn flatten_with(
+    store: &Store,
+    layers: &[LayerRef],
+    dest: &Path,
+    for_user: bool,
+) -> Result<(), BuildError> {
     fs::create_dir_all(dest).ctx("create directory", dest)?;
     for l in layers {
         let blob = store.open_blob(&l.digest)?;
         let (_, tar) =
             drydock_layer::decompress_detect(std::io::BufReader::with_capacity(1 << 20, blob))
                 .ctx("read layer", store.blob_path(&l.digest))?;
-        let opts = ApplyOptions {
-            allow_devices: rustix::process::geteuid().is_root(),
-            ..Default::default()
+        let opts = if drydock_sandbox::in_user_namespace() {
+            // A rootless build: devices cannot be made and are left out; files handed to the
+            // user belong to the user (as BuildKit's local exporter writes them), not to
+            // subordinate ids the user could not delete.
+            ApplyOptions {
+                chown: Some(!for_user),
+                skip_devices: true,
+                ..Default::default()
+            }
+        } else {
+            ApplyOptions {
+                allow_devices: rustix::process::geteuid().is_root(),
+                ..Default::default()
+            }
         };
         drydock_layer::apply(tar, dest, &opts)?;
     }
@@ -38,7 +60,7 @@ pub fn flatten(store: &Store, layers: &[LayerRef], dest: &Path) -> Result<(), Bu
 
 /// `-o type=local,dest=DIR`.
 pub fn local_dir(store: &Store, layers: &[LayerRef], dest: &Path) -> Result<(), BuildError> {
-    flatten(store, layers, dest).map_err(|e| out_err(dest, e))
+    flatten_with(store, layers, dest, true).map_err(|e| out_err(dest, e))
 }
 
 /// `-o type=tar,dest=FILE`: the image's files as one tar (timestamps clamped to `epoch`).

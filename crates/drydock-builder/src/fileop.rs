@@ -10,7 +10,7 @@
 //! otherwise; hard links within one source stay links; symlinks are copied as symlinks except
 //! a source named directly, which is followed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
@@ -68,7 +68,118 @@ pub struct Staging {
     user_db: Option<LayerStack>,
     /// Directories whose mtime to restore last (children change it), with the time.
     deferred_times: Vec<(PathBuf, i64, i64)>,
+    /// Regular files of the current copy not written yet (see [`FileJob`]), and hard links to
+    /// them; `pending_dst` holds both kinds' destinations.
+    pending: Vec<FileJob>,
+    pending_links: Vec<(PathBuf, PathBuf)>,
+    pending_dst: HashSet<PathBuf>,
     chown: bool,
+    /// Opaque markers as `user.overlay.opaque` (see [`Staging::with_userxattr`]).
+    userxattr: bool,
+}
+
+/// One regular file of a copy, written later together with the others. Creating files is
+/// most of a COPY of many small files (inode allocation in the kernel), and it scales across
+/// directories, so files are written by several threads once the directories exist; every
+/// path is still decided in order, and a destination seen twice flushes first.
+#[derive(Debug)]
+struct FileJob {
+    from: PathBuf,
+    to: PathBuf,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: (i64, i64),
+}
+
+/// Fewer files than this are written in the calling thread (threads would cost more).
+const PARALLEL_MIN_FILES: usize = 64;
+
+impl FileJob {
+    fn run(&self, chown: bool) -> Result<(), FileOpError> {
+        copy_file(&self.from, &self.to)?;
+        set_owner_mode(&self.to, chown, self.uid, self.gid, Some(self.mode), false)?;
+        copy_xattrs(&self.from, &self.to)?;
+        set_times(&self.to, self.mtime.0, self.mtime.1)
+    }
+}
+
+/// Writes `jobs`: in order when few, else by up to `available_parallelism` threads, each
+/// taking whole directories (files of one directory contend for its lock). The first error
+/// wins; the staging dir is thrown away on error, so files already written do not matter.
+fn write_files(jobs: &[FileJob], chown: bool) -> Result<(), FileOpError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if jobs.len() < PARALLEL_MIN_FILES || threads < 2 {
+        return jobs.iter().try_for_each(|j| j.run(chown));
+    }
+    let mut groups: Vec<&[FileJob]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=jobs.len() {
+        if i == jobs.len() || jobs[i].to.parent() != jobs[start].to.parent() {
+            groups.push(&jobs[start..i]);
+            start = i;
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(groups.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(group) = groups.get(i) else { return };
+                    if let Err(e) = group.iter().try_for_each(|j| j.run(chown)) {
+                        // Stop the others early: no group after this one is taken.
+                        next.store(groups.len(), std::sync::atomic::Ordering::Relaxed);
+                        let mut f = failed.lock().unwrap_or_else(|p| p.into_inner());
+                        f.get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn set_owner_mode(
+    abs: &Path,
+    chown: bool,
+    uid: u32,
+    gid: u32,
+    mode: Option<u32>,
+    symlink: bool,
+) -> Result<(), FileOpError> {
+    if chown {
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            abs,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| io_err("chown", abs, e))?;
+    }
+    if let Some(m) = mode
+        && !symlink
+    {
+        fs::set_permissions(abs, fs::Permissions::from_mode(m))
+            .map_err(|e| io_err("chmod", abs, e))?;
+    }
+    Ok(())
+}
+
+fn set_times(abs: &Path, sec: i64, nsec: i64) -> Result<(), FileOpError> {
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        abs,
+        &ts(sec, nsec),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| io_err("set times of", abs, e))
 }
 
 fn ts(sec: i64, nsec: i64) -> Timestamps {
@@ -136,8 +247,19 @@ impl Staging {
             lowers: LayerStack::new(lowers),
             user_db: None,
             deferred_times: Vec::new(),
+            pending: Vec::new(),
+            pending_links: Vec::new(),
+            pending_dst: HashSet::new(),
             chown: rustix::process::geteuid().is_root(),
+            userxattr: !rustix::process::geteuid().is_root(),
         }
+    }
+
+    /// Marks opaque directories with `user.overlay.opaque` (for overlayfs mounted with
+    /// `userxattr`, as in a user namespace) rather than `trusted.overlay.opaque`.
+    pub fn with_userxattr(mut self, userxattr: bool) -> Self {
+        self.userxattr = userxattr;
+        self
     }
 
     pub fn upper(&self) -> &Path {
@@ -237,33 +359,11 @@ impl Staging {
         mode: Option<u32>,
         symlink: bool,
     ) -> Result<(), FileOpError> {
-        if self.chown {
-            rustix::fs::chownat(
-                rustix::fs::CWD,
-                abs,
-                Some(Uid::from_raw(uid)),
-                Some(Gid::from_raw(gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| io_err("chown", abs, e))?;
-        }
-        if let Some(m) = mode
-            && !symlink
-        {
-            fs::set_permissions(abs, fs::Permissions::from_mode(m))
-                .map_err(|e| io_err("chmod", abs, e))?;
-        }
-        Ok(())
+        set_owner_mode(abs, self.chown, uid, gid, mode, symlink)
     }
 
     fn set_mtime(&self, abs: &Path, sec: i64, nsec: i64) -> Result<(), FileOpError> {
-        rustix::fs::utimensat(
-            rustix::fs::CWD,
-            abs,
-            &ts(sec, nsec),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| io_err("set times of", abs, e))
+        set_times(abs, sec, nsec)
     }
 
     /// Clears the upper dir at `rel` for a new entry (the parent is ensured). A directory that
@@ -304,7 +404,7 @@ impl Staging {
     }
 
     fn is_userxattr(&self) -> bool {
-        !self.chown
+        self.userxattr
     }
 
     /// Creates `rel` as a new directory (mode, owner) unless the view has one there already.
@@ -682,11 +782,7 @@ impl Staging {
 
     /// Owner, mode, xattrs and times of a copied entry (a directory's mtime is set last).
     fn apply_info(&mut self, ctx: &CopyCtx<'_>, fi: &Found, abs: &Path) -> Result<(), FileOpError> {
-        let (uid, gid) = ctx.owner.unwrap_or(if ctx.src.reset_owner {
-            (0, 0)
-        } else {
-            (fi.meta.uid(), fi.meta.gid())
-        });
+        let (uid, gid) = Self::owner_for(ctx, fi);
         let symlink = fi.is_symlink();
         let mode = self.mode_for(ctx, fi);
         self.apply_meta(abs, uid, gid, Some(mode), symlink)?;
@@ -700,7 +796,29 @@ impl Staging {
         Ok(())
     }
 
+    /// The owner a copied entry gets: `--chown`, else root for context files, else its own.
+    fn owner_for(ctx: &CopyCtx<'_>, fi: &Found) -> (u32, u32) {
+        ctx.owner.unwrap_or(if ctx.src.reset_owner {
+            (0, 0)
+        } else {
+            (fi.meta.uid(), fi.meta.gid())
+        })
+    }
+
+    /// Writes the pending files, then the hard links to them.
+    fn flush_files(&mut self) -> Result<(), FileOpError> {
+        let jobs = std::mem::take(&mut self.pending);
+        write_files(&jobs, self.chown)?;
+        for (first, abs) in std::mem::take(&mut self.pending_links) {
+            fs::hard_link(&first, &abs).map_err(|e| io_err("hard link", &abs, e))?;
+        }
+        self.pending_dst.clear();
+        Ok(())
+    }
+
+    /// Ends a copy: files written, then directory times (writing files changes them).
     fn finish_times(&mut self) -> Result<(), FileOpError> {
+        self.flush_files()?;
         for (p, s, n) in std::mem::take(&mut self.deferred_times).into_iter().rev() {
             self.set_mtime(&p, s, n)?;
         }
@@ -717,6 +835,10 @@ impl Staging {
         overwrite_meta: bool,
         comp: &Path,
     ) -> Result<(), FileOpError> {
+        if !self.pending_dst.is_empty() && self.pending_dst.contains(&self.abs(dst)) {
+            // The same destination twice in one copy: the earlier write must land first.
+            self.flush_files()?;
+        }
         if !comp.as_os_str().is_empty() && !ctx.excludes.is_empty() {
             let s = comp.to_string_lossy();
             if ctx.excludes.is_excluded(&s)
@@ -759,13 +881,28 @@ impl Staging {
             if fi.meta.nlink() > 1
                 && let Some(first) = ctx.links.get(&key)
             {
-                fs::hard_link(first, &abs).map_err(|e| io_err("hard link", &abs, e))?;
+                if self.pending_dst.contains(first) {
+                    self.pending_links.push((first.clone(), abs.clone()));
+                    self.pending_dst.insert(abs);
+                } else {
+                    fs::hard_link(first, &abs).map_err(|e| io_err("hard link", &abs, e))?;
+                }
                 return Ok(());
             }
-            copy_file(&fi.abs, &abs)?;
             if fi.meta.nlink() > 1 {
                 ctx.links.insert(key, abs.clone());
             }
+            let (uid, gid) = Self::owner_for(ctx, fi);
+            self.pending.push(FileJob {
+                from: fi.abs.clone(),
+                to: abs.clone(),
+                uid,
+                gid,
+                mode: self.mode_for(ctx, fi),
+                mtime: (fi.meta.mtime(), fi.meta.mtime_nsec()),
+            });
+            self.pending_dst.insert(abs);
+            return Ok(());
         } else if ft.is_symlink() {
             let target = fs::read_link(&fi.abs).map_err(|e| io_err("read link", &fi.abs, e))?;
             std::os::unix::fs::symlink(&target, &abs).map_err(|e| io_err("symlink", &abs, e))?;

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use drydock_content::Store;
 use drydock_layer::{ApplyOptions, Whiteouts};
@@ -20,6 +21,9 @@ pub struct Snapshots {
     cache: SnapshotCache,
     store: Store,
     userxattr: bool,
+    /// Device nodes left out of extracted layers (cannot be made in a user namespace), for the
+    /// build to report.
+    warnings: Arc<Mutex<Vec<String>>>,
 }
 
 impl Snapshots {
@@ -28,7 +32,16 @@ impl Snapshots {
             cache: SnapshotCache::new(dir),
             store,
             userxattr,
+            warnings: Arc::default(),
         }
+    }
+
+    /// Warnings collected since the last call (device nodes left out of snapshots).
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
     }
 
     pub fn dir(&self) -> &Path {
@@ -43,6 +56,7 @@ impl Snapshots {
     pub fn ensure(&self, layer: &LayerRef) -> Result<PathBuf, BuildError> {
         let store = self.store.clone();
         let userxattr = self.userxattr;
+        let warnings = self.warnings.clone();
         let source = move |digest: &Digest,
                            target: &Path|
               -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -51,12 +65,19 @@ impl Snapshots {
                 drydock_layer::decompress_detect(std::io::BufReader::with_capacity(1 << 20, blob))?;
             let opts = ApplyOptions {
                 whiteouts: Whiteouts::Overlay { userxattr },
-                // Images carry device nodes (/dev/console in debootstrap roots); only root
-                // can make them.
+                // Images carry device nodes (/dev/console in debootstrap roots); only the
+                // host's root can make them. In a user namespace they are left out, with a
+                // warning (RUN steps get their own /dev anyway).
                 allow_devices: !userxattr,
+                skip_devices: userxattr,
                 ..Default::default()
             };
-            drydock_layer::apply(tar, target, &opts)?;
+            let stats = drydock_layer::apply(tar, target, &opts)?;
+            if !stats.skipped_devices.is_empty()
+                && let Ok(mut w) = warnings.lock()
+            {
+                w.push(skipped_devices_warning(digest, &stats.skipped_devices));
+            }
             Ok(())
         };
         Ok(self.cache.ensure(&layer.digest, &source)?)
@@ -130,6 +151,23 @@ impl Snapshots {
         }
         removed
     }
+}
+
+fn skipped_devices_warning(digest: &Digest, paths: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut list = paths
+        .iter()
+        .take(SHOWN)
+        .map(|p| format!("/{}", p.trim_start_matches("./").trim_start_matches('/')))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        list.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    format!(
+        "layer {digest}: {} device node(s) left out of its snapshot ({list}): devices cannot be created in a rootless build's user namespace; RUN steps still get /dev, but COPY --from of these paths will not find them",
+        paths.len()
+    )
 }
 
 /// Removes a tree, including directories left without write permission.

@@ -100,6 +100,7 @@ struct Solver<'a, 'e> {
     executed: Mutex<usize>,
     /// Cancelled by the caller's token, or by the first failure (stops the other steps).
     cancel: crate::progress::Cancel,
+    stage_count: std::sync::OnceLock<usize>,
 }
 
 pub fn solve(plan: &Plan, env: &Env<'_>, needed: &[OpId]) -> Result<Solved, BuildError> {
@@ -117,6 +118,7 @@ pub fn solve(plan: &Plan, env: &Env<'_>, needed: &[OpId]) -> Result<Solved, Buil
         cached: Mutex::new(0),
         executed: Mutex::new(0),
         cancel: env.req.cancel.child(),
+        stage_count: std::sync::OnceLock::new(),
     };
     s.compute_keys()?;
     let pending = s.demand(needed)?;
@@ -489,10 +491,13 @@ impl Solver<'_, '_> {
         let mut ids = self.env.step_ids.lock().ok()?;
         let n = ids.len() + 1;
         let sid = *ids.entry(id.clone()).or_insert(n);
-        let stage = if loc.stage.bytes().all(|b| b.is_ascii_digit()) {
-            format!("stage-{}", loc.stage)
+        // BuildKit names the stage only when the Dockerfile has several (`[2/5]` else).
+        let stage = if self.stage_count() < 2 {
+            String::new()
+        } else if loc.stage.bytes().all(|b| b.is_ascii_digit()) {
+            format!("stage-{} ", loc.stage)
         } else {
-            loc.stage.clone()
+            format!("{} ", loc.stage)
         };
         // BuildKit's `[stage 2/5]`: the instruction's place among the stage's FROM and steps.
         let mut starts: Vec<usize> = self
@@ -517,8 +522,21 @@ impl Solver<'_, '_> {
             .map_or(0, |p| p + 1);
         Some(StepInfo {
             id: sid,
-            name: format!("[{stage} {pos}/{}] {text}", starts.len()),
+            name: format!("[{stage}{pos}/{}] {text}", starts.len()),
             stage: Some(loc.stage.clone()),
+        })
+    }
+
+    /// How many stages (FROM instructions) the Dockerfile has, used or not.
+    fn stage_count(&self) -> usize {
+        *self.stage_count.get_or_init(|| {
+            self.env.source.map_or(1, |s| {
+                drydock_dockerfile::parse(&s.text)
+                    .instructions
+                    .iter()
+                    .filter(|i| i.keyword == drydock_dockerfile::Keyword::From)
+                    .count()
+            })
         })
     }
 
@@ -723,7 +741,6 @@ impl Solver<'_, '_> {
             step: info.map_or(0, |i| i.id),
             cancel: self.cancel.sandbox_token(),
             init_binary: self.env.init_binary.clone(),
-            rootless: self.env.rootless,
         };
         let changes = match exec::run(e, lowers, &sources, &env)? {
             Ok(c) => c,
@@ -834,7 +851,8 @@ impl Solver<'_, '_> {
         let stage_dir = self.temp_dir("stage-")?;
         let upper = stage_dir.join("upper");
         fs::create_dir(&upper).ctx("create directory", &upper)?;
-        let mut staging = Staging::new(upper.clone(), lowers.clone());
+        let mut staging =
+            Staging::new(upper.clone(), lowers.clone()).with_userxattr(self.env.rootless);
         if f.base.is_none()
             && let Some(linked_onto) = self.linked_onto(id)
             && let State::Layers(chain) = self.state(&linked_onto)?
@@ -910,7 +928,8 @@ impl Solver<'_, '_> {
             .filter(|l| **l != self.empty_dir)
             .cloned()
             .collect();
-        let staging = Staging::new(changes.upper().to_path_buf(), topmost);
+        let staging =
+            Staging::new(changes.upper().to_path_buf(), topmost).with_userxattr(self.env.rootless);
         for (m, src) in e.mounts.iter().zip(sources) {
             let Some(t) = &m.target else { continue };
             let t = t.trim_end_matches('/');
