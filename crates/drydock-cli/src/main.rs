@@ -6,6 +6,7 @@
 
 mod commands;
 mod home;
+mod progress_view;
 
 use std::process::ExitCode;
 

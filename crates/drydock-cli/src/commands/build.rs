@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
@@ -18,6 +19,8 @@ use drydock_diagnostics::{LineIndex, Severity, render};
 use drydock_dockerfile::Dockerignore;
 use drydock_frontend::BuildOptions;
 use drydock_oci::{Platform, Reference};
+
+use crate::progress_view::TtyView;
 
 #[derive(Debug, ClapArgs)]
 #[command(after_help = "Examples:
@@ -330,6 +333,7 @@ struct Printer {
     mode: Mode,
     start: Instant,
     names: BTreeMap<usize, String>,
+    view: TtyView,
 }
 
 impl Printer {
@@ -384,44 +388,153 @@ impl Printer {
                     let _ = write!(err, "{w}");
                 }
             },
-            Mode::Tty => match e {
-                Event::Message(m) => {
-                    let _ = writeln!(err, "\x1b[34m=>\x1b[0m {m}");
-                }
-                Event::Started(s) => {
-                    self.names.insert(s.id, s.name.clone());
-                    let _ = writeln!(err, "\x1b[34m=>\x1b[0m {}", s.name);
-                }
-                Event::Cached(s) => {
-                    let _ = writeln!(err, "\x1b[34m=> CACHED\x1b[0m {}", s.name);
-                }
-                Event::Done(s, d) => {
-                    let _ = writeln!(
-                        err,
-                        "\x1b[32m=> DONE\x1b[0m {} \x1b[2m{:.1}s\x1b[0m",
-                        s.name,
-                        d.as_secs_f64()
-                    );
-                }
-                Event::Failed(s, d) => {
-                    let _ = writeln!(
-                        err,
-                        "\x1b[31m=> ERROR\x1b[0m {} \x1b[2m{:.1}s\x1b[0m",
-                        s.name,
-                        d.as_secs_f64()
-                    );
-                }
-                Event::Log { data, .. } => {
-                    for line in String::from_utf8_lossy(data).lines() {
-                        let _ = writeln!(err, "\x1b[2m   {line}\x1b[0m");
-                    }
-                }
-                Event::Warning(w) => {
-                    let _ = write!(err, "\x1b[33m{w}\x1b[0m");
-                }
-            },
+            Mode::Tty => self.view.apply(e, self.start.elapsed()),
         }
     }
+}
+
+/// `--progress tty`: the view ([`TtyView`]) redrawn in place every 100 ms by a thread of its
+/// own while the build runs; when it ends, the final frame (every step) is drawn once and stays,
+/// followed by the warnings.
+struct LiveView {
+    printer: Arc<Mutex<Printer>>,
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl LiveView {
+    fn start(printer: Arc<Mutex<Printer>>) -> LiveView {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let p = printer.clone();
+        let thread = std::thread::spawn(move || {
+            let mut term = Terminal::query();
+            let mut drawn = 0;
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(100))
+            {
+                if term.queried.elapsed() >= Duration::from_secs(1) {
+                    term = Terminal::query();
+                }
+                let frame = match p.lock() {
+                    // One line is left for the cursor, so the frame never scrolls.
+                    Ok(p) => p.view.render_fit(
+                        p.start.elapsed(),
+                        term.width,
+                        term.height.saturating_sub(1),
+                        term.color,
+                    ),
+                    Err(_) => break,
+                };
+                drawn = draw(drawn, &frame);
+            }
+            drawn
+        });
+        LiveView {
+            printer,
+            stop,
+            thread,
+        }
+    }
+
+    fn finish(self, ok: bool) {
+        drop(self.stop);
+        let drawn = self.thread.join().unwrap_or(0);
+        let term = Terminal::query();
+        let Ok(mut p) = self.printer.lock() else {
+            return;
+        };
+        let now = p.start.elapsed();
+        p.view.finish(now, ok);
+        draw(drawn, &p.view.render(now, term.width, term.color));
+        // As BuildKit: the warnings once, after the final frame.
+        let warnings = p.view.warnings();
+        if warnings.is_empty() {
+            return;
+        }
+        let (on, off) = if term.color {
+            ("\x1b[33m", "\x1b[0m")
+        } else {
+            ("", "")
+        };
+        let mut text = format!(
+            "\n{on}{} warning{} found:{off}\n",
+            warnings.len(),
+            if warnings.len() == 1 { "" } else { "s" }
+        );
+        for w in warnings {
+            text.push_str(&format!("{on}{}{off}\n\n", w.trim_end()));
+        }
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+/// Moves the cursor up over the previous frame (`drawn` lines), draws `frame` over it in one
+/// write and clears what is left below; returns the new frame's height.
+fn draw(drawn: usize, frame: &[String]) -> usize {
+    let mut s = String::new();
+    if drawn > 0 {
+        s.push_str(&format!("\x1b[{drawn}A"));
+    }
+    for line in frame {
+        s.push_str("\r\x1b[2K");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push_str("\x1b[J");
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(s.as_bytes());
+    let _ = err.flush();
+    frame.len()
+}
+
+/// The terminal's size (`COLUMNS`/`LINES`, else `stty size` on standard error, else 80
+/// columns and no height limit) and whether to color (unless `NO_COLOR`).
+struct Terminal {
+    width: usize,
+    height: usize,
+    color: bool,
+    queried: Instant,
+}
+
+impl Terminal {
+    fn query() -> Terminal {
+        let env = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| *n > 0)
+        };
+        let (mut width, mut height) = (env("COLUMNS"), env("LINES"));
+        if (width.is_none() || height.is_none())
+            && std::io::stderr().is_terminal()
+            && let Some((rows, cols)) = stty_size()
+        {
+            width = width.or(Some(cols));
+            height = height.or(Some(rows));
+        }
+        Terminal {
+            width: width.unwrap_or(80),
+            height: height.unwrap_or(usize::MAX),
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            queried: Instant::now(),
+        }
+    }
+}
+
+/// `stty size` on standard error's terminal: (rows, columns).
+fn stty_size() -> Option<(usize, usize)> {
+    let fd = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
+    let out = std::process::Command::new("stty")
+        .arg("size")
+        .stdin(std::process::Stdio::from(fd))
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut n = text
+        .split_whitespace()
+        .map(|n| n.parse::<usize>().ok().filter(|n| *n > 0));
+    Some((n.next()??, n.next()??))
 }
 
 fn pull_policy(p: Option<&str>) -> anyhow::Result<PullPolicy> {
@@ -559,6 +672,7 @@ fn build(args: Args) -> anyhow::Result<ExitCode> {
         mode,
         start: Instant::now(),
         names: BTreeMap::new(),
+        view: TtyView::new(),
     }));
     let p2 = printer.clone();
     req.progress = Progress::new(move |e| {
@@ -567,7 +681,11 @@ fn build(args: Args) -> anyhow::Result<ExitCode> {
         }
     });
     let started = Instant::now();
+    let live = (mode == Mode::Tty).then(|| LiveView::start(printer.clone()));
     let result = builder.build(req);
+    if let Some(live) = live {
+        live.finish(result.is_ok());
+    }
     if let Some(f) = stdin_file {
         let _ = std::fs::remove_file(f);
     }
