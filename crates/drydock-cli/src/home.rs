@@ -19,7 +19,8 @@ pub fn drydock_home() -> PathBuf {
     }
 }
 
-fn is_root() -> bool {
+/// Whether the effective uid is 0 (also as root of a user namespace).
+pub fn is_root() -> bool {
     // Reading our own uid without unsafe: /proc/self/status has "Uid: real effective ...".
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -23,6 +23,7 @@ mod registry;
 mod remote;
 mod remote_cmd;
 mod rmi;
+mod rootless;
 mod run;
 mod runs;
 mod sandbox;
@@ -98,6 +99,10 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Before anything starts a thread: a non-root build runs inside a user namespace.
+    if let Some(code) = rootless::enter_or_reexec()? {
+        return Ok(code);
+    }
     match cli.command {
         Command::Build(a) => build::run(a),
         Command::Builder(a) => builder::run(a),

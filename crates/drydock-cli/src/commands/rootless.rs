@@ -1,0 +1,77 @@
+//! Rootless builds: `drydock build` and `drydock builder prune` started by a non-root user
+//! re-run themselves inside a user namespace that maps the user's `/etc/subuid` and
+//! `/etc/subgid` ranges (container 0 = the user, 1.. = the subordinate ids), where they are root:
+//! layers are extracted with their owners, `COPY --chown` works, layer tars record the ids a
+//! root build records, and snapshots owned by subordinate ids can be deleted. See
+//! `drydock_sandbox::userns`.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use super::Cli;
+
+/// Call before anything else runs (no thread may exist yet). In the re-executed process: enters
+/// the namespace and returns `None` (go on with the command). In a non-root process whose
+/// command needs the namespace: runs the command again inside one and returns its exit code.
+/// Otherwise `None`.
+pub fn enter_or_reexec() -> anyhow::Result<Option<ExitCode>> {
+    if drydock_sandbox::userns::enter_if_reexecuted()? {
+        return Ok(None);
+    }
+    if crate::home::is_root() {
+        return Ok(None);
+    }
+    let Some(what) = needs_user_namespace(std::env::args_os()) else {
+        return Ok(None);
+    };
+    // Inside, euid is 0: name the home the user would get, not root's.
+    let home = crate::home::drydock_home();
+    let env = [(OsString::from("DRYDOCK_HOME"), home.into_os_string())];
+    let code = drydock_sandbox::userns::reexec_in_user_namespace(what, &env)?;
+    Ok(Some(ExitCode::from(code.clamp(0, 255) as u8)))
+}
+
+/// The commands that write or delete files owned by the image's users.
+fn needs_user_namespace(args: impl IntoIterator<Item = OsString>) -> Option<&'static str> {
+    let m = Cli::command().try_get_matches_from(args).ok()?;
+    let flag = |m: &clap::ArgMatches, id: &str| {
+        m.try_get_one::<bool>(id)
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false)
+    };
+    match m.subcommand()? {
+        ("build", b) if !flag(b, "check") => Some("drydock build"),
+        ("builder", b) if b.subcommand_name() == Some("prune") => Some("drydock builder prune"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(args: &[&str]) -> Option<&'static str> {
+        needs_user_namespace(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn builds_and_prunes_need_the_namespace_checks_and_reads_do_not() {
+        assert_eq!(needs(&["drydock", "build", "."]), Some("drydock build"));
+        assert_eq!(
+            needs(&["drydock", "build", "-t", "x", "--progress=plain", "ctx"]),
+            Some("drydock build")
+        );
+        assert_eq!(needs(&["drydock", "build", "--check", "."]), None);
+        assert_eq!(
+            needs(&["drydock", "builder", "prune", "--all"]),
+            Some("drydock builder prune")
+        );
+        assert_eq!(needs(&["drydock", "builder", "du"]), None);
+        assert_eq!(needs(&["drydock", "images"]), None);
+        assert_eq!(needs(&["drydock", "build", "--no-such-flag"]), None);
+    }
+}
