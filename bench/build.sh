@@ -6,7 +6,9 @@
 # source file changed. Times are wall clock; memory is drydock's peak RSS (/usr/bin/time -v)
 # vs the peak RSS of dockerd (sampled) plus the docker client's. Ratio = drydock / BuildKit
 # (below 1.0: drydock is faster). Targets: cold <= 1.0, warm <= 0.25, one-file <= 0.5,
-# memory <= 1.0. Not a test: nothing fails on a slow figure.
+# memory <= 1.0. Buildah (Debian's, `buildah bud --layers`, overlay storage) is a third column
+# when it is installed (BENCH_BUILDAH=0 leaves it out); its memory is its own peak RSS.
+# Not a test: nothing fails on a slow figure.
 #   BENCH_SCENARIOS="tiny compile large layers30" bench/build.sh
 #   DRYDOCK_BIN=path/to/drydock skips the release build; BENCH_RUNS=N (default 3): each figure
 #   is the best of N rounds (this machine is shared: the best is the least disturbed).
@@ -22,7 +24,10 @@ docker=/usr/bin/docker
 [ -x "$docker" ] || { echo "build bench: Debian's docker.io is missing (apt-get install docker.io)"; exit 1; }
 $docker version >/dev/null 2>&1 || { (dockerd >/tmp/drydock-bench-dockerd.log 2>&1 &); for _ in $(seq 60); do $docker version >/dev/null 2>&1 && break; sleep 1; done; }
 work=$(mktemp -d /var/tmp/drydock-bench-build.XXXXXX)
-trap 'rm -rf "$work"; $docker rmi -f bench/out:bk bench/gcc:latest >/dev/null 2>&1 || true' EXIT
+buildah=""
+if [ "${BENCH_BUILDAH:-1}" != 0 ] && command -v buildah >/dev/null; then buildah=$(command -v buildah); fi
+trap 'rm -rf "$work"; $docker rmi -f bench/out:bk bench/gcc:latest >/dev/null 2>&1 || true
+  [ -z "$buildah" ] || { $buildah rmi -f bench/out:bh bench/gcc:latest >/dev/null 2>&1; $buildah rmi --prune >/dev/null 2>&1; } || true' EXIT
 export DRYDOCK_HOME="$work/home"
 unset SOURCE_DATE_EPOCH
 
@@ -31,6 +36,7 @@ unset SOURCE_DATE_EPOCH
 "$dd" kit busybox >/dev/null
 "$dd" copy busybox:latest "docker-archive:$work/busybox.tar" >/dev/null
 $docker load -q -i "$work/busybox.tar" >/dev/null
+[ -z "$buildah" ] || $buildah pull -q "docker-archive:$work/busybox.tar" >/dev/null
 if [[ " ${scenarios[*]} " == *" compile "* ]]; then
   deb=/var/tmp/drydock-test-debian-bookworm.tar
   if [ ! -f "$deb" ]; then
@@ -43,6 +49,7 @@ if [[ " ${scenarios[*]} " == *" compile "* ]]; then
   "$dd" build -q -t bench/gcc:latest "$work/gcc" >/dev/null
   "$dd" copy bench/gcc:latest "docker-archive:$work/gcc.tar" >/dev/null
   $docker load -q -i "$work/gcc.tar" >/dev/null
+  [ -z "$buildah" ] || $buildah pull -q "docker-archive:$work/gcc.tar" >/dev/null
 fi
 
 now() { date +%s.%N; }
@@ -71,13 +78,31 @@ bk_build() { # dir
   awk -v a="$t0" -v b="$t1" -v r="$((crss + drss))" 'BEGIN { printf "%.3f %d\n", b - a, r }'
 }
 
+# Runs a buildah build (--layers: its cache); prints "seconds maxrss_kib".
+bh_build() { # dir
+  local t0 t1 rss
+  t0=$(now)
+  /usr/bin/time -v -o "$work/time.txt" "$buildah" bud --layers --pull-never -q -t bench/out:bh "$1" >/dev/null 2>"$work/bh.err" || { cat "$work/bh.err" >&2; return 1; }
+  t1=$(now)
+  rss=$(awk -F: '/Maximum resident/ { gsub(/ /, "", $2); print $2 }' "$work/time.txt")
+  awk -v a="$t0" -v b="$t1" -v r="$rss" 'BEGIN { printf "%.3f %d\n", b - a, r }'
+}
+bh_reset() { # drops buildah's layer cache (the untagged intermediate images), keeps the bases
+  $buildah rmi -f bench/out:bh >/dev/null 2>&1 || true
+  $buildah rmi --prune >/dev/null 2>&1 || true
+}
+
 rows=()
-row() { # scenario phase dd bk
-  local ddt ddm bkt bkm
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+row() { # scenario phase dd bk [bh]
+  local ddt ddm bkt bkm bht bhm extra=""
   read -r ddt ddm <<<"$3"; read -r bkt bkm <<<"$4"
-  rows+=("$(printf '%-10s %-9s %8.2fs %8.2fs %6.2f %8.0f %8.0f %6.2f' "$1" "$2" "$ddt" "$bkt" \
-    "$(awk -v a="$ddt" -v b="$bkt" 'BEGIN{printf "%.2f", a/b}')" "$((ddm / 1024))" "$((bkm / 1024))" \
-    "$(awk -v a="$ddm" -v b="$bkm" 'BEGIN{printf "%.2f", a/b}')")")
+  if [ -n "${5:-}" ]; then
+    read -r bht bhm <<<"$5"
+    extra=$(printf ' | %8.2fs %6s %8.0f %6s' "$bht" "$(ratio "$ddt" "$bht")" "$((bhm / 1024))" "$(ratio "$ddm" "$bhm")")
+  fi
+  rows+=("$(printf '%-10s %-9s %8.2fs %8.2fs %6s %8.0f %8.0f %6s%s' "$1" "$2" "$ddt" "$bkt" \
+    "$(ratio "$ddt" "$bkt")" "$((ddm / 1024))" "$((bkm / 1024))" "$(ratio "$ddm" "$bkm")" "$extra")")
   printf '%s\n' "${rows[-1]}"
 }
 
@@ -113,7 +138,9 @@ change() { # scenario dir
 }
 
 printf '%s\n' "drydock build vs BuildKit ($($docker version --format '{{.Server.Version}}' 2>/dev/null) docker.io), $(nproc) cores"
-printf '%-10s %-9s %9s %9s %6s %8s %8s %6s\n' scenario phase drydock buildkit ratio "dd MiB" "bk MiB" ratio
+hdr=$(printf '%-10s %-9s %9s %9s %6s %8s %8s %6s' scenario phase drydock buildkit ratio "dd MiB" "bk MiB" ratio)
+[ -z "$buildah" ] || hdr+=$(printf ' | %9s %6s %8s %6s' buildah ratio "bh MiB" ratio)
+printf '%s\n' "$hdr"
 for s in "${scenarios[@]}"; do
   ctx="$work/ctx-$s"
   setup "$s" "$ctx"
@@ -131,14 +158,18 @@ for s in "${scenarios[@]}"; do
   for _ in $(seq "${BENCH_RUNS:-3}"); do
     "$dd" builder prune --all >/dev/null
     $docker builder prune -af >/dev/null
+    [ -z "$buildah" ] || bh_reset
     keep dd-cold "$(dd_build "$ctx")"; keep bk-cold "$(bk_build "$ctx")"
+    [ -z "$buildah" ] || keep bh-cold "$(bh_build "$ctx")"
     keep dd-warm "$(dd_build "$ctx")"; keep bk-warm "$(bk_build "$ctx")"
+    [ -z "$buildah" ] || keep bh-warm "$(bh_build "$ctx")"
     change "$s" "$ctx"
     keep dd-one "$(dd_build "$ctx")"; keep bk-one "$(bk_build "$ctx")"
+    [ -z "$buildah" ] || keep bh-one "$(bh_build "$ctx")"
   done
-  row "$s" cold "${best[dd-cold]}" "${best[bk-cold]}"
-  row "$s" warm "${best[dd-warm]}" "${best[bk-warm]}"
-  row "$s" one-file "${best[dd-one]}" "${best[bk-one]}"
+  row "$s" cold "${best[dd-cold]}" "${best[bk-cold]}" "${best[bh-cold]:-}"
+  row "$s" warm "${best[dd-warm]}" "${best[bk-warm]}" "${best[bh-warm]:-}"
+  row "$s" one-file "${best[dd-one]}" "${best[bk-one]}" "${best[bh-one]:-}"
   unset best
   rm -rf "$ctx"
 done

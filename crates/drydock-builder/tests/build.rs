@@ -144,9 +144,9 @@ fn warm_rebuild_is_all_cached_and_one_changed_file_reruns_from_its_copy() {
     assert_eq!(
         ran,
         [
-            "[stage-0 4/6] COPY b.txt /b.txt",
-            "[stage-0 5/6] RUN cat /b.txt > /b-copy",
-            "[stage-0 6/6] COPY dir /dir"
+            "[4/6] COPY b.txt /b.txt",
+            "[5/6] RUN cat /b.txt > /b-copy",
+            "[6/6] COPY dir /dir"
         ]
     );
     assert_eq!(out.stats.cached, 2);

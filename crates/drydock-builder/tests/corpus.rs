@@ -392,6 +392,7 @@ corpus! {
     copy_from_stage_ownership,
     copy_from_stage_paths,
     copy_link,
+    copy_many_files,
     copy_missing,
     copy_overwrites,
     copy_parents,

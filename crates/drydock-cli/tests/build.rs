@@ -77,7 +77,7 @@ fn build_writes_iidfile_and_metadata_and_names_the_image() {
         None,
     );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("#1 [stage-0 2/3] COPY f /f"), "{err}");
+    assert!(err.contains("#1 [2/3] COPY f /f"), "{err}");
     assert!(err.contains("DONE"), "{err}");
     let iid = std::fs::read_to_string(ctx.path().join("iid")).unwrap();
     assert!(iid.starts_with("sha256:"), "{iid}");
