@@ -1,0 +1,329 @@
+//! `drydock build` as an unprivileged user (created here, as the sandbox's rootless test does):
+//! the binary re-runs itself inside a user namespace with the user's subordinate ids, and the
+//! image it builds is byte-for-byte the image root builds from the same Dockerfile and context
+//! (owners from RUN and `COPY --chown`, `--chmod`, whiteouts, opaque directories, a RUN as a
+//! non-root user). `drydock builder prune --all` deletes the snapshots it left (files owned by
+//! subordinate ids), and a user without subordinate ids gets a clear error.
+
+use std::fs::{self, File};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const USER: &str = "drydock-rootless";
+const NO_SUBIDS_USER: &str = "drydock-nosubids";
+const EPOCH: &str = "1700000000";
+
+const DOCKERFILE: &str = "\
+FROM busybox
+# Debian's busybox-static has no adduser applet: add the user by hand.
+RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group \\
+    && mkdir /data && chown app:app /data && touch /data/x
+COPY --chown=1000:1000 f /home/f
+COPY --chmod=0700 g /g
+# A whiteout (a base file deleted) and an opaque directory (a base directory replaced).
+RUN rm /bin/vi && rm -rf /usr/sbin && mkdir /usr/sbin && echo new > /usr/sbin/new
+USER app
+RUN id > /tmp/id
+";
+
+fn preconditions() -> bool {
+    drydock_testkit::require_root("creating an unprivileged user for a rootless build")
+        && drydock_testkit::require_tool("/bin/busybox", "busybox-static").is_some()
+        && drydock_testkit::require_tool("newuidmap", "uidmap").is_some()
+        && drydock_testkit::require_tool("newgidmap", "uidmap").is_some()
+        && drydock_testkit::require_tool("runuser", "util-linux").is_some()
+        && drydock_testkit::require_tool("useradd", "passwd").is_some()
+}
+
+/// Serialises edits of /etc/passwd, /etc/subuid and /etc/subgid between the tests here.
+fn users_lock() -> File {
+    let f = File::create("/tmp/drydock-test-users.lock").unwrap();
+    f.lock().unwrap();
+    f
+}
+
+fn id_of(user: &str, flag: &str) -> Option<u32> {
+    let o = Command::new("id").args([flag, user]).output().ok()?;
+    String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+}
+
+/// Creates `user` (a system user without a home) if missing; gives it 65536 subordinate ids
+/// past every range already handed out, or makes sure it has none.
+fn ensure_user(user: &str, subids: bool) -> (u32, u32) {
+    let _lock = users_lock();
+    if id_of(user, "-u").is_none() {
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .status()
+            .expect("useradd");
+        assert!(st.success(), "useradd {user} failed");
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        let has = text.lines().any(|l| l.starts_with(&format!("{user}:")));
+        if subids && !has {
+            let end = text
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
+                })
+                .max()
+                .unwrap_or(0)
+                .max(400_000);
+            let mut text = text;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{user}:{end}:65536\n"));
+            fs::write(file, text).unwrap();
+        } else if !subids && has {
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{user}:")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            fs::write(file, kept).unwrap();
+        }
+    }
+    (id_of(user, "-u").unwrap(), id_of(user, "-g").unwrap())
+}
+
+fn subuid_start(user: &str) -> u32 {
+    let text = fs::read_to_string("/etc/subuid").unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{user}:")))
+        .unwrap();
+    line.split(':').nth(1).unwrap().parse().unwrap()
+}
+
+fn chown_r(p: &Path, uid: u32, gid: u32) {
+    let st = Command::new("chown")
+        .args(["-R", "-h", &format!("{uid}:{gid}")])
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown -R {}", p.display());
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the drydock binary with `home` as `DRYDOCK_HOME` in `dir`, as `user` (through runuser)
+/// or as root.
+fn drydock(user: Option<&str>, home: &Path, dir: &Path, args: &[&str]) -> Out {
+    let bin = env!("CARGO_BIN_EXE_drydock");
+    let mut cmd = match user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--", bin]);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let out = cmd
+        .current_dir(dir)
+        .env("DRYDOCK_HOME", home)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(args)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A directory every user can enter (tempfile makes them 0700).
+fn open_dir(parent: &Path, name: &str) -> PathBuf {
+    let d = parent.join(name);
+    fs::create_dir_all(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+fn manifest_digest(meta_file: &Path) -> String {
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(meta_file).unwrap()).unwrap();
+    meta["containerimage.digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no containerimage.digest in {meta}"))
+        .to_string()
+}
+
+/// Every non-directory under `dir`, with its host owner.
+fn files_under(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let md = fs::symlink_metadata(e.path()).unwrap();
+        if md.is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push((e.path(), md.uid()));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_rootless_build_gives_the_image_a_root_build_gives_and_prune_cleans_up_after_it() {
+    if !preconditions() {
+        return;
+    }
+    let (uid, gid) = ensure_user(USER, true);
+    let sub = subuid_start(USER);
+    let tmp = tempfile::Builder::new()
+        .prefix("drydock-cli-rootless-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let root_home = open_dir(tmp.path(), "root-home");
+    let user_home = open_dir(tmp.path(), "user-home");
+    let ctx = open_dir(tmp.path(), "ctx");
+    fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    fs::write(ctx.join("f"), "f\n").unwrap();
+    fs::write(ctx.join("g"), "g\n").unwrap();
+    for f in ["Dockerfile", "f", "g"] {
+        fs::set_permissions(ctx.join(f), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    // The same busybox image in both homes: made by root, its store copied to the user.
+    let out = drydock(None, &root_home, tmp.path(), &["kit", "busybox"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(root_home.join("content"))
+        .arg(&user_home)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    chown_r(&user_home, uid, gid);
+
+    let build = |user: Option<&str>, home: &Path| {
+        let meta = home.join("meta.json");
+        let out = drydock(
+            user,
+            home,
+            &ctx,
+            &[
+                "build",
+                "--progress=plain",
+                "--source-date-epoch",
+                EPOCH,
+                "--metadata-file",
+                meta.to_str().unwrap(),
+                ".",
+            ],
+        );
+        assert_eq!(
+            out.code,
+            0,
+            "build as {}:\n{}{}",
+            user.unwrap_or("root"),
+            out.stdout,
+            out.stderr
+        );
+        (manifest_digest(&meta), out.stderr)
+    };
+    let (user_digest, user_log) = build(Some(USER), &user_home);
+    let (root_digest, root_log) = build(None, &root_home);
+    assert_eq!(
+        user_digest, root_digest,
+        "the rootless build's manifest ({user_digest}) differs from root's ({root_digest})\n\
+         rootless build:\n{user_log}\nroot build:\n{root_log}"
+    );
+
+    // The user's snapshots hold files owned by subordinate ids (so deleting them needs the
+    // namespace), and the RUN as `app` ran as uid 1000.
+    let snapshots = user_home.join("cache/snapshots");
+    let files = files_under(&snapshots);
+    assert!(
+        files.iter().any(|(_, owner)| *owner == sub + 999),
+        "no snapshot file owned by {} (container uid 1000): {files:?}",
+        sub + 999
+    );
+    let id = files
+        .iter()
+        .find(|(p, _)| p.ends_with("tmp/id"))
+        .map(|(p, _)| fs::read_to_string(p).unwrap())
+        .unwrap_or_default();
+    assert!(id.starts_with("uid=1000(app) gid=1000(app)"), "{id:?}");
+
+    // Nothing named any more, so prune --all leaves no snapshot behind.
+    let out = drydock(
+        Some(USER),
+        &user_home,
+        tmp.path(),
+        &["rmi", "busybox:latest"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = drydock(
+        Some(USER),
+        &user_home,
+        tmp.path(),
+        &["builder", "prune", "--all"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let left = files_under(&snapshots);
+    assert!(left.is_empty(), "left after prune: {left:?}");
+    let dirs: Vec<_> = fs::read_dir(snapshots.join("sha256"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(dirs.is_empty(), "snapshot directories left: {dirs:?}");
+}
+
+#[test]
+fn a_user_without_subordinate_ids_is_told_what_to_configure() {
+    if !preconditions() {
+        return;
+    }
+    let (uid, gid) = ensure_user(NO_SUBIDS_USER, false);
+    let tmp = tempfile::Builder::new()
+        .prefix("drydock-cli-nosubids-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let home = open_dir(tmp.path(), "home");
+    chown_r(&home, uid, gid);
+    let ctx = open_dir(tmp.path(), "ctx");
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
+    fs::write(ctx.join("f"), "f\n").unwrap();
+    for f in ["Dockerfile", "f"] {
+        fs::set_permissions(ctx.join(f), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let out = drydock(Some(NO_SUBIDS_USER), &home, &ctx, &["build", "."]);
+    assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("/etc/subuid has no range for {NO_SUBIDS_USER}"))
+            && out.stderr.contains("\nhint: ")
+            && out.stderr.contains("--add-subuids"),
+        "{}",
+        out.stderr
+    );
+    // Nothing was built: no layer extracted with the wrong owners.
+    assert!(!home.join("cache/snapshots").exists());
+    // The same for prune, which would delete files owned by subordinate ids.
+    let out = drydock(
+        Some(NO_SUBIDS_USER),
+        &home,
+        &ctx,
+        &["builder", "prune", "--all"],
+    );
+    assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("hint: "), "{}", out.stderr);
+}
