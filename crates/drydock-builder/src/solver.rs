@@ -979,7 +979,7 @@ impl Solver<'_, '_> {
             level: Some(self.compression_level()),
             ..Default::default()
         };
-        let mut lw = LayerWriter::new(bw, compression, &copts)
+        let mut lw = LayerWriter::over_digesting_sink(bw, compression, &copts)
             .map_err(|e| BuildError::io("compress layer into", self.env.store.root(), e))?;
         let opts = DiffOptions {
             tar: TarOptions::with_epoch(self.env.epoch),

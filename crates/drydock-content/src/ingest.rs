@@ -236,6 +236,15 @@ impl Write for BlobWriter {
     }
 }
 
+impl drydock_layer::DigestingSink for BlobWriter {
+    fn digest_so_far(&self) -> Digest {
+        self.hasher
+            .clone()
+            .expect("hasher present until commit")
+            .finish()
+    }
+}
+
 impl Drop for BlobWriter {
     fn drop(&mut self) {
         if self.file.is_some() {

@@ -19,8 +19,9 @@ pub(crate) fn commit_tree(
     config: serde_json::Value,
 ) -> Result<Descriptor, KitError> {
     let blob = store.writer()?;
-    let mut layer = LayerWriter::new(blob, Compression::Gzip, &CompressOptions::default())
-        .map_err(io("compress layer of", root))?;
+    let mut layer =
+        LayerWriter::over_digesting_sink(blob, Compression::Gzip, &CompressOptions::default())
+            .map_err(io("compress layer of", root))?;
     drydock_layer::write_tree(root, &mut layer, &TarOptions::with_epoch(epoch))?;
     let (digests, blob) = layer.finish().map_err(io("compress layer of", root))?;
     let (digest, size) = blob.commit()?;

@@ -20,7 +20,15 @@ pub struct LayerDigests {
     pub compression: Compression,
 }
 
-/// Hashes and counts what passes through to `W`.
+/// A sink that hashes what it is given itself (the content store's blob writer does, to
+/// verify a blob before publishing it). A [`LayerWriter::over_digesting_sink`] takes the
+/// compressed digest from it instead of hashing the compressed stream a second time.
+pub trait DigestingSink: Write {
+    /// The sha256 digest of everything written so far.
+    fn digest_so_far(&self) -> Digest;
+}
+
+/// Hashes (unless the sink does) and counts what passes through to `W`.
 struct Counted<W: Write> {
     inner: W,
     hasher: Option<Hasher>,
@@ -56,6 +64,8 @@ pub struct LayerWriter<W: Write> {
     tar: Hasher,
     tar_size: u64,
     enc: Encoder<Counted<W>>,
+    /// Where the compressed digest comes from when the sink hashes (no hasher in `Counted`).
+    sink_digest: Option<fn(&W) -> Digest>,
 }
 
 impl<W: Write> std::fmt::Debug for LayerWriter<W> {
@@ -68,8 +78,18 @@ impl<W: Write> std::fmt::Debug for LayerWriter<W> {
 
 impl<W: Write> LayerWriter<W> {
     pub fn new(out: W, compression: Compression, opts: &CompressOptions) -> io::Result<Self> {
+        Self::build(out, compression, opts, true)
+    }
+
+    fn build(
+        out: W,
+        compression: Compression,
+        opts: &CompressOptions,
+        hash_output: bool,
+    ) -> io::Result<Self> {
         // Uncompressed: digest == diff_id, hash once.
-        let hasher = (compression != Compression::None).then(|| Algorithm::Sha256.hasher());
+        let hasher =
+            (hash_output && compression != Compression::None).then(|| Algorithm::Sha256.hasher());
         let counted = Counted {
             inner: out,
             hasher,
@@ -79,7 +99,25 @@ impl<W: Write> LayerWriter<W> {
             tar: Algorithm::Sha256.hasher(),
             tar_size: 0,
             enc: Encoder::new(counted, compression, opts)?,
+            sink_digest: None,
         })
+    }
+
+    /// Like [`LayerWriter::new`], for a sink that hashes what it is given: the compressed
+    /// stream is hashed once, by the sink (a layer's bytes are otherwise hashed three times).
+    pub fn over_digesting_sink(
+        out: W,
+        compression: Compression,
+        opts: &CompressOptions,
+    ) -> io::Result<Self>
+    where
+        W: DigestingSink,
+    {
+        let mut lw = Self::build(out, compression, opts, false)?;
+        if compression != Compression::None {
+            lw.sink_digest = Some(<W as DigestingSink>::digest_so_far);
+        }
+        Ok(lw)
     }
 
     /// Ends the compressed stream; returns the digests and the (flushed) output.
@@ -87,9 +125,10 @@ impl<W: Write> LayerWriter<W> {
         let compression = self.enc.compression();
         let counted = self.enc.finish()?;
         let diff_id = self.tar.finish();
-        let digest = match counted.hasher {
-            Some(h) => h.finish(),
-            None => diff_id.clone(),
+        let digest = match (counted.hasher, self.sink_digest) {
+            (Some(h), _) => h.finish(),
+            (None, Some(from_sink)) => from_sink(&counted.inner),
+            (None, None) => diff_id.clone(),
         };
         let digests = LayerDigests {
             diff_id,

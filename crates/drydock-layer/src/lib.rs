@@ -51,7 +51,7 @@ pub use compress::{
     decompress, decompress_detect, detect,
 };
 pub use diff::{DiffOptions, diff_overlay_upper, diff_trees};
-pub use digests::{DigestReader, LayerDigests, LayerWriter};
+pub use digests::{DigestReader, DigestingSink, LayerDigests, LayerWriter};
 pub use error::{LayerError, Reject};
 pub use pargz::ParGzEncoder;
 pub use parzstd::ZstdEncoder;

@@ -246,3 +246,43 @@ fn output_errors_come_back_without_hanging() {
         assert!(err.to_string().contains("disk full"), "{c:?}: {err}");
     }
 }
+
+/// A sink that hashes what it is given, as the content store's blob writer does.
+struct HashingVec(Vec<u8>, drydock_oci::Hasher);
+
+impl std::io::Write for HashingVec {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        self.1.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl DigestingSink for HashingVec {
+    fn digest_so_far(&self) -> Digest {
+        self.1.clone().finish()
+    }
+}
+
+#[test]
+fn layer_writer_over_a_digesting_sink_reports_the_sinks_digest() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("big"), data(500_000, 3)).unwrap();
+    for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let plain = {
+            let mut lw = LayerWriter::new(Vec::new(), c, &opts(2, 64 * 1024)).unwrap();
+            write_tree(src.path(), &mut lw, &TarOptions::with_epoch(0)).unwrap();
+            lw.finish().unwrap()
+        };
+        let sink = HashingVec(Vec::new(), drydock_oci::Algorithm::Sha256.hasher());
+        let mut lw = LayerWriter::over_digesting_sink(sink, c, &opts(2, 64 * 1024)).unwrap();
+        write_tree(src.path(), &mut lw, &TarOptions::with_epoch(0)).unwrap();
+        let (d, sink) = lw.finish().unwrap();
+        assert_eq!(d, plain.0, "{c:?}");
+        assert_eq!(sink.0, plain.1);
+        assert_eq!(d.digest, Digest::sha256(&sink.0));
+    }
+}
