@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::error::SandboxError;
 use crate::idmap::{self, IdRange};
@@ -152,8 +153,8 @@ fn setup_for(what: &str) -> Result<UsernsSetup, SandboxError> {
 /// process must call [`enter_if_reexecuted`] first thing. `what` names the work in errors
 /// ("drydock build").
 ///
-/// While it waits, this process ignores SIGINT and SIGQUIT (the terminal sends them to both;
-/// the child decides), and the child gets SIGTERM if this process dies.
+/// While it waits, this process passes SIGINT, SIGTERM, SIGQUIT and SIGHUP on to the child, and
+/// the child gets SIGTERM if this process dies anyway.
 pub fn reexec_in_user_namespace(
     what: &str,
     env: &[(OsString, OsString)],
@@ -178,8 +179,8 @@ pub fn reexec_in_user_namespace(
         .spawn()
         .map_err(spawn_err)?;
     drop(theirs);
-    ignore_terminal_signals();
     let child_pid = child.id() as i32;
+    forward_signals_to(child_pid);
     let mut result = Ok(());
     while let Ok(Some(msg)) = protocol::recv::<FromInit>(ours.as_fd()) {
         match msg {
@@ -210,12 +211,32 @@ pub fn reexec_in_user_namespace(
         .unwrap_or(1))
 }
 
-fn ignore_terminal_signals() {
-    for sig in [libc::SIGINT, libc::SIGQUIT] {
-        // SAFETY: installs the SIG_IGN disposition (no handler code runs); only this process's
-        // dispositions change, and the child was already spawned with the defaults.
+/// The re-executed child, for the signal handler below.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe; it only sends `sig` to our own child.
         unsafe {
-            libc::signal(sig, libc::SIG_IGN);
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Passes SIGINT, SIGTERM, SIGQUIT and SIGHUP on to the child instead of dying of them: the
+/// child decides (it is the one holding sandboxes and locks), this process exits when it does.
+fn forward_signals_to(child: i32) {
+    CHILD.store(child, Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
+        // SAFETY: `sa` is zeroed plain data (an empty mask, no flags) with a handler that only
+        // calls the async-signal-safe kill(2); only this process's disposition changes (the
+        // child was spawned before, with default dispositions).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward_signal as *const () as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
 }
