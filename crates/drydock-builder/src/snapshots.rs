@@ -165,7 +165,7 @@ fn skipped_devices_warning(digest: &Digest, paths: &[String]) -> String {
         list.push_str(&format!(" and {} more", paths.len() - SHOWN));
     }
     format!(
-        "layer {digest}: {} device node(s) left out of its snapshot ({list}): devices cannot be created in a rootless build's user namespace; RUN steps still get /dev, but COPY --from of these paths will not find them",
+        "warning: layer {digest}: {} device node(s) left out of its snapshot ({list}): devices cannot be created in a rootless build's user namespace\n  = hint: RUN steps still get their own /dev; a COPY --from of these paths will not find them (build as root if it must)\n",
         paths.len()
     )
 }

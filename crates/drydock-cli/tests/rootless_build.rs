@@ -327,3 +327,83 @@ fn a_user_without_subordinate_ids_is_told_what_to_configure() {
     assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("hint: "), "{}", out.stderr);
 }
+
+#[test]
+fn device_nodes_in_a_base_image_are_left_out_with_a_warning_and_the_image_is_still_roots() {
+    if !preconditions() {
+        return;
+    }
+    let (uid, gid) = ensure_user(USER, true);
+    let tmp = tempfile::Builder::new()
+        .prefix("drydock-cli-rootless-dev-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let root_home = open_dir(tmp.path(), "root-home");
+    let user_home = open_dir(tmp.path(), "user-home");
+    chown_r(&user_home, uid, gid);
+    // A base image whose only layer carries device nodes, as debootstrap roots do.
+    let rootfs = open_dir(tmp.path(), "rootfs");
+    fs::create_dir_all(rootfs.join("bin")).unwrap();
+    fs::create_dir_all(rootfs.join("dev")).unwrap();
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    for (name, kind, major, minor) in [("console", "c", "5", "1"), ("sda", "b", "8", "0")] {
+        let st = Command::new("mknod")
+            .arg(rootfs.join("dev").join(name))
+            .args([kind, major, minor])
+            .status()
+            .unwrap();
+        assert!(st.success(), "mknod {name}");
+    }
+    let tar = tmp.path().join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::set_permissions(&tar, fs::Permissions::from_mode(0o644)).unwrap();
+    let ctx = open_dir(tmp.path(), "ctx");
+    fs::write(ctx.join("Dockerfile"), "FROM devbase:1\nRUN echo hi > /x\n").unwrap();
+    fs::set_permissions(ctx.join("Dockerfile"), fs::Permissions::from_mode(0o644)).unwrap();
+
+    let build = |user: Option<&str>, home: &Path| {
+        let tar = tar.to_str().unwrap();
+        let out = drydock(user, home, &ctx, &["import", tar, "--tag", "devbase:1"]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let meta = home.join("meta.json");
+        let out = drydock(
+            user,
+            home,
+            &ctx,
+            &[
+                "build",
+                "--progress=plain",
+                "--source-date-epoch",
+                EPOCH,
+                "--metadata-file",
+                meta.to_str().unwrap(),
+                ".",
+            ],
+        );
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        (manifest_digest(&meta), out.stderr)
+    };
+    let (user_digest, user_log) = build(Some(USER), &user_home);
+    let (root_digest, root_log) = build(None, &root_home);
+    assert!(
+        user_log.contains("2 device node(s) left out")
+            && user_log.contains("/dev/console")
+            && user_log.contains("/dev/sda"),
+        "{user_log}"
+    );
+    assert!(!root_log.contains("device node"), "{root_log}");
+    assert_eq!(
+        user_digest, root_digest,
+        "rootless build:\n{user_log}\nroot build:\n{root_log}"
+    );
+}
