@@ -72,7 +72,16 @@ impl Snapshots {
                 skip_devices: userxattr,
                 ..Default::default()
             };
-            let stats = drydock_layer::apply(tar, target, &opts)?;
+            let stats = drydock_layer::apply(tar, target, &opts).map_err(|e| match e {
+                drydock_layer::LayerError::Apply {
+                    entry,
+                    op: "chown",
+                    source,
+                } if userxattr && source.raw_os_error() == Some(libc_einval()) => {
+                    unmapped_owner(&entry)
+                }
+                e => Box::new(e) as Box<dyn std::error::Error + Send + Sync>,
+            })?;
             if !stats.skipped_devices.is_empty()
                 && let Ok(mut w) = warnings.lock()
             {
@@ -151,6 +160,40 @@ impl Snapshots {
         }
         removed
     }
+}
+
+fn libc_einval() -> i32 {
+    rustix::io::Errno::INVAL.raw_os_error()
+}
+
+/// A layer file whose owner the rootless build's user namespace does not map.
+fn unmapped_owner(entry: &str) -> Box<dyn std::error::Error + Send + Sync> {
+    let mapped = std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .map(|t| {
+            let mut ranges: Vec<(u64, u64)> = drydock_sandbox::userns::parse_map(&t)
+                .iter()
+                .map(|r| (r.inside as u64, r.inside as u64 + r.count as u64))
+                .collect();
+            ranges.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::new();
+            for (a, b) in ranges {
+                match merged.last_mut() {
+                    Some(last) if last.1 == a => last.1 = b,
+                    _ => merged.push((a, b)),
+                }
+            }
+            merged
+                .iter()
+                .map(|(a, b)| format!("{a}-{}", b - 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    format!(
+        "layer entry {entry:?} is owned by a uid or gid this rootless build's user namespace does not map (mapped ids: {mapped})\n  = hint: give the user a larger range in /etc/subuid and /etc/subgid (65536 ids cover most images), or build as root"
+    )
+    .into()
 }
 
 fn skipped_devices_warning(digest: &Digest, paths: &[String]) -> String {
