@@ -710,8 +710,14 @@ impl Staging {
         let mut src_cur = PathBuf::new();
         let mut dst_cur = dest.clone();
         let comps: Vec<_> = named.components().collect();
+        // Parents above a `/./` pivot are not recreated (`COPY --parents a/./b/c /d/` gives
+        // /d/b/c); a match always keeps at least its own name.
+        let skip = parents_pivot_depth(&a.src).min(comps.len().saturating_sub(1));
         for (i, c) in comps.iter().enumerate() {
             src_cur.push(c);
+            if i < skip {
+                continue;
+            }
             dst_cur.push(c);
             if i + 1 == comps.len() {
                 break;
@@ -974,6 +980,19 @@ impl Staging {
     }
 }
 
+/// How many leading components of a `COPY --parents` source sit above its `/./` pivot (0
+/// without one; a leading `./` is not a pivot).
+fn parents_pivot_depth(src: &str) -> usize {
+    let mut rest = src.trim_start_matches('/');
+    while let Some(r) = rest.strip_prefix("./") {
+        rest = r.trim_start_matches('/');
+    }
+    match rest.find("/./") {
+        Some(at) => view::components(&rest[..at]).len(),
+        None => 0,
+    }
+}
+
 fn copy_file(from: &Path, to: &Path) -> Result<(), FileOpError> {
     // std's copy uses copy_file_range (reflinks where the file system has them).
     fs::copy(from, to).map_err(|e| io_err("copy to", to, e))?;
@@ -1062,4 +1081,24 @@ fn is_tar(block: &[u8]) -> bool {
         };
     }
     sum == want && block.iter().any(|&b| b != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parents_pivot_depth;
+
+    #[test]
+    fn parents_pivot_depth_counts_components_above_the_pivot() {
+        for (src, want) in [
+            ("x/y/a.txt", 0),
+            ("./x/y/a.txt", 0),
+            ("./x/./y/*.txt", 1),
+            ("/a/b/./c", 2),
+            ("a//b/./c/./d", 2),
+            ("././a/./b", 1),
+            ("a/./", 1),
+        ] {
+            assert_eq!(parents_pivot_depth(src), want, "{src}");
+        }
+    }
 }

@@ -396,6 +396,7 @@ corpus! {
     copy_missing,
     copy_overwrites,
     copy_parents,
+    copy_parents_pivot,
     copy_symlink_escape,
     copy_through_base_symlinks,
     copy_wildcards,

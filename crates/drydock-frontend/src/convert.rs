@@ -1273,10 +1273,20 @@ impl<'a> Converter<'a> {
                     rel.clone()
                 });
             }
+            // `COPY --parents a/./b/c`: the pivot says which parents to keep; the builder
+            // needs it, so it survives cleaning (each side cleaned on its own).
+            let action_src = match pivot_split(&src) {
+                Some((above, below)) if c.parents => format!(
+                    "{}/.{}",
+                    clean_path(&format!("/{above}")).trim_end_matches('/'),
+                    clean_path(&format!("/{below}"))
+                ),
+                _ => cleaned,
+            };
             let placeholder = Digest::sha256(b"context-placeholder");
             actions.push(copy_action(
                 from_src.clone().unwrap_or(placeholder),
-                cleaned,
+                action_src,
                 dest.clone(),
                 &owner,
                 &mode,
@@ -1477,6 +1487,24 @@ fn valid_signal(s: &str) -> bool {
     }
     // RTMIN+n / RTMAX-n
     name.starts_with("RTMIN") || name.starts_with("RTMAX")
+}
+
+/// Splits a `COPY --parents` source at its first `/./` pivot (a leading `./` is no pivot).
+fn pivot_split(src: &str) -> Option<(&str, &str)> {
+    let mut start = 0;
+    let b = src.as_bytes();
+    loop {
+        while b.get(start) == Some(&b'/') {
+            start += 1;
+        }
+        if src[start..].starts_with("./") {
+            start += 2;
+        } else {
+            break;
+        }
+    }
+    let at = src[start..].find("/./")? + start;
+    Some((&src[..at], &src[at + 3..]))
 }
 
 #[cfg(test)]
