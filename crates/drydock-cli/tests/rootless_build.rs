@@ -5,10 +5,12 @@
 //! non-root user). `drydock builder prune --all` deletes the snapshots it left (files owned by
 //! subordinate ids), and a user without subordinate ids gets a clear error.
 
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use drydock_testkit::users::{chown_recursive, ensure_user_with_subids, subid_start};
 
 const USER: &str = "drydock-rootless";
 const NO_SUBIDS_USER: &str = "drydock-nosubids";
@@ -34,84 +36,6 @@ fn preconditions() -> bool {
         && drydock_testkit::require_tool("newgidmap", "uidmap").is_some()
         && drydock_testkit::require_tool("runuser", "util-linux").is_some()
         && drydock_testkit::require_tool("useradd", "passwd").is_some()
-}
-
-/// Serialises edits of /etc/passwd, /etc/subuid and /etc/subgid between the tests here.
-fn users_lock() -> File {
-    let f = File::create("/tmp/drydock-test-users.lock").unwrap();
-    f.lock().unwrap();
-    f
-}
-
-fn id_of(user: &str, flag: &str) -> Option<u32> {
-    let o = Command::new("id").args([flag, user]).output().ok()?;
-    String::from_utf8_lossy(&o.stdout).trim().parse().ok()
-}
-
-/// Creates `user` (a system user without a home) if missing; gives it 65536 subordinate ids
-/// past every range already handed out, or makes sure it has none.
-fn ensure_user(user: &str, subids: bool) -> (u32, u32) {
-    let _lock = users_lock();
-    if id_of(user, "-u").is_none() {
-        let st = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                user,
-            ])
-            .status()
-            .expect("useradd");
-        assert!(st.success(), "useradd {user} failed");
-    }
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        let text = fs::read_to_string(file).unwrap_or_default();
-        let has = text.lines().any(|l| l.starts_with(&format!("{user}:")));
-        if subids && !has {
-            let end = text
-                .lines()
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
-                })
-                .max()
-                .unwrap_or(0)
-                .max(400_000);
-            let mut text = text;
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&format!("{user}:{end}:65536\n"));
-            fs::write(file, text).unwrap();
-        } else if !subids && has {
-            let kept: String = text
-                .lines()
-                .filter(|l| !l.starts_with(&format!("{user}:")))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            fs::write(file, kept).unwrap();
-        }
-    }
-    (id_of(user, "-u").unwrap(), id_of(user, "-g").unwrap())
-}
-
-fn subuid_start(user: &str) -> u32 {
-    let text = fs::read_to_string("/etc/subuid").unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{user}:")))
-        .unwrap();
-    line.split(':').nth(1).unwrap().parse().unwrap()
-}
-
-fn chown_r(p: &Path, uid: u32, gid: u32) {
-    let st = Command::new("chown")
-        .args(["-R", "-h", &format!("{uid}:{gid}")])
-        .arg(p)
-        .status()
-        .unwrap();
-    assert!(st.success(), "chown -R {}", p.display());
 }
 
 struct Out {
@@ -162,6 +86,36 @@ fn manifest_digest(meta_file: &Path) -> String {
         .to_string()
 }
 
+/// `drydock build .` in `ctx` as `user` (or root) with `home`, at `--source-date-epoch` EPOCH,
+/// which must succeed: the image's manifest digest (from `--metadata-file`) and the build's
+/// stderr (its plain progress log).
+fn build_at_epoch(user: Option<&str>, home: &Path, ctx: &Path) -> (String, String) {
+    let meta = home.join("meta.json");
+    let out = drydock(
+        user,
+        home,
+        ctx,
+        &[
+            "build",
+            "--progress=plain",
+            "--source-date-epoch",
+            EPOCH,
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            ".",
+        ],
+    );
+    assert_eq!(
+        out.code,
+        0,
+        "build as {}:\n{}{}",
+        user.unwrap_or("root"),
+        out.stdout,
+        out.stderr
+    );
+    (manifest_digest(&meta), out.stderr)
+}
+
 /// Every non-directory under `dir`, with its host owner.
 fn files_under(dir: &Path) -> Vec<(PathBuf, u32)> {
     let mut out = Vec::new();
@@ -184,8 +138,8 @@ fn a_rootless_build_gives_the_image_a_root_build_gives_and_prune_cleans_up_after
     if !preconditions() {
         return;
     }
-    let (uid, gid) = ensure_user(USER, true);
-    let sub = subuid_start(USER);
+    let (uid, gid) = ensure_user_with_subids(USER, true);
+    let sub = subid_start("/etc/subuid", USER);
     let tmp = tempfile::Builder::new()
         .prefix("drydock-cli-rootless-")
         .tempdir_in("/var/tmp")
@@ -211,36 +165,10 @@ fn a_rootless_build_gives_the_image_a_root_build_gives_and_prune_cleans_up_after
         .status()
         .unwrap();
     assert!(st.success());
-    chown_r(&user_home, uid, gid);
+    chown_recursive(&user_home, uid, gid);
 
-    let build = |user: Option<&str>, home: &Path| {
-        let meta = home.join("meta.json");
-        let out = drydock(
-            user,
-            home,
-            &ctx,
-            &[
-                "build",
-                "--progress=plain",
-                "--source-date-epoch",
-                EPOCH,
-                "--metadata-file",
-                meta.to_str().unwrap(),
-                ".",
-            ],
-        );
-        assert_eq!(
-            out.code,
-            0,
-            "build as {}:\n{}{}",
-            user.unwrap_or("root"),
-            out.stdout,
-            out.stderr
-        );
-        (manifest_digest(&meta), out.stderr)
-    };
-    let (user_digest, user_log) = build(Some(USER), &user_home);
-    let (root_digest, root_log) = build(None, &root_home);
+    let (user_digest, user_log) = build_at_epoch(Some(USER), &user_home, &ctx);
+    let (root_digest, root_log) = build_at_epoch(None, &root_home, &ctx);
     assert_eq!(
         user_digest, root_digest,
         "the rootless build's manifest ({user_digest}) differs from root's ({root_digest})\n\
@@ -291,14 +219,14 @@ fn a_user_without_subordinate_ids_is_told_what_to_configure() {
     if !preconditions() {
         return;
     }
-    let (uid, gid) = ensure_user(NO_SUBIDS_USER, false);
+    let (uid, gid) = ensure_user_with_subids(NO_SUBIDS_USER, false);
     let tmp = tempfile::Builder::new()
         .prefix("drydock-cli-nosubids-")
         .tempdir_in("/var/tmp")
         .unwrap();
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let home = open_dir(tmp.path(), "home");
-    chown_r(&home, uid, gid);
+    chown_recursive(&home, uid, gid);
     let ctx = open_dir(tmp.path(), "ctx");
     fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
     fs::write(ctx.join("f"), "f\n").unwrap();
@@ -333,7 +261,7 @@ fn device_nodes_in_a_base_image_are_left_out_with_a_warning_and_the_image_is_sti
     if !preconditions() {
         return;
     }
-    let (uid, gid) = ensure_user(USER, true);
+    let (uid, gid) = ensure_user_with_subids(USER, true);
     let tmp = tempfile::Builder::new()
         .prefix("drydock-cli-rootless-dev-")
         .tempdir_in("/var/tmp")
@@ -341,7 +269,7 @@ fn device_nodes_in_a_base_image_are_left_out_with_a_warning_and_the_image_is_sti
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let root_home = open_dir(tmp.path(), "root-home");
     let user_home = open_dir(tmp.path(), "user-home");
-    chown_r(&user_home, uid, gid);
+    chown_recursive(&user_home, uid, gid);
     // A base image whose only layer carries device nodes, as debootstrap roots do.
     let rootfs = open_dir(tmp.path(), "rootfs");
     fs::create_dir_all(rootfs.join("bin")).unwrap();
@@ -375,23 +303,7 @@ fn device_nodes_in_a_base_image_are_left_out_with_a_warning_and_the_image_is_sti
         let tar = tar.to_str().unwrap();
         let out = drydock(user, home, &ctx, &["import", tar, "--tag", "devbase:1"]);
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-        let meta = home.join("meta.json");
-        let out = drydock(
-            user,
-            home,
-            &ctx,
-            &[
-                "build",
-                "--progress=plain",
-                "--source-date-epoch",
-                EPOCH,
-                "--metadata-file",
-                meta.to_str().unwrap(),
-                ".",
-            ],
-        );
-        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-        (manifest_digest(&meta), out.stderr)
+        build_at_epoch(user, home, &ctx)
     };
     let (user_digest, user_log) = build(Some(USER), &user_home);
     let (root_digest, root_log) = build(None, &root_home);

@@ -10,68 +10,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use drydock_testkit::users::{chown_recursive, ensure_user_with_subids, subid_start};
 
 const USER: &str = "drydock-rootless";
-
-fn ensure_user() -> (u32, u32) {
-    let id = |flag: &str| -> Option<u32> {
-        let o = Command::new("id").args([flag, USER]).output().ok()?;
-        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
-    };
-    if id("-u").is_none() {
-        let st = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                USER,
-            ])
-            .status()
-            .expect("useradd");
-        assert!(st.success(), "useradd {USER} failed");
-    }
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        let text = fs::read_to_string(file).unwrap_or_default();
-        if !text.lines().any(|l| l.starts_with(&format!("{USER}:"))) {
-            // Past every range already handed out.
-            let end = text
-                .lines()
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
-                })
-                .max()
-                .unwrap_or(0)
-                .max(400_000);
-            let mut text = text;
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&format!("{USER}:{end}:65536\n"));
-            fs::write(file, text).unwrap();
-        }
-    }
-    (id("-u").unwrap(), id("-g").unwrap())
-}
-
-fn chown_r(p: &Path, uid: u32, gid: u32) {
-    let st = Command::new("chown")
-        .args(["-R", "-h", &format!("{uid}:{gid}")])
-        .arg(p)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
-fn subid_start(file: &str) -> u32 {
-    let text = fs::read_to_string(file).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{USER}:")))
-        .unwrap();
-    line.split(':').nth(1).unwrap().parse().unwrap()
-}
 
 #[test]
 fn an_unprivileged_user_runs_a_sandbox_through_a_user_namespace() {
@@ -87,7 +28,7 @@ fn an_unprivileged_user_runs_a_sandbox_through_a_user_namespace() {
     {
         return;
     }
-    let (uid, gid) = ensure_user();
+    let (uid, gid) = ensure_user_with_subids(USER, true);
     let f = Fixture::new();
     fs::set_permissions(
         f.tmp.path(),
@@ -100,7 +41,7 @@ fn an_unprivileged_user_runs_a_sandbox_through_a_user_namespace() {
     fs::create_dir_all(&ro).unwrap();
     fs::write(ro.join("data"), "read-only data").unwrap();
     fs::create_dir_all(&f.state).unwrap();
-    chown_r(f.tmp.path(), uid, gid);
+    chown_recursive(f.tmp.path(), uid, gid);
 
     let script = "id; cat /proc/self/uid_map /proc/self/gid_map; ls /proc | grep -c '^[0-9]'; \
                   cat /ro/data; echo; echo x > /ro/data 2>/dev/null || echo ro-denied; \
@@ -128,8 +69,8 @@ fn an_unprivileged_user_runs_a_sandbox_through_a_user_namespace() {
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("uid=0(root) gid=0(root)"), "{stdout}");
-    let subuid = subid_start("/etc/subuid");
-    let subgid = subid_start("/etc/subgid");
+    let subuid = subid_start("/etc/subuid", USER);
+    let subgid = subid_start("/etc/subgid", USER);
     let norm = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
     assert_eq!(norm(lines[1]), format!("0 {uid} 1"), "{stdout}");
     assert_eq!(norm(lines[2]), format!("1 {subuid} 65536"), "{stdout}");
@@ -171,7 +112,7 @@ fn an_unprivileged_user_runs_a_sandbox_through_a_user_namespace() {
     // inside a user namespace before the process exits.
     let state2 = f.tmp.path().join("state2");
     fs::create_dir_all(&state2).unwrap();
-    chown_r(&state2, uid, gid);
+    chown_recursive(&state2, uid, gid);
     let out = Command::new("runuser")
         .args(["-u", USER, "--"])
         .arg(&bin)

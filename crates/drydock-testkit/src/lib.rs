@@ -6,10 +6,13 @@
 //!   in the background and shared by all tests.
 //! - [`ReferenceRegistry`]: Debian's `docker-registry` (the CNCF reference registry) on a free
 //!   loopback port with its own storage, stopped when dropped.
+//! - [`users`]: unprivileged host users with (or without) subordinate ids, for rootless tests.
 //! - [`free_port`], [`run`]: small helpers.
 
 // Test support reports skips on stderr by design.
 #![allow(clippy::print_stderr)]
+
+pub mod users;
 
 use std::fs::{File, OpenOptions};
 use std::net::TcpListener;
