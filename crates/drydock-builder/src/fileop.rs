@@ -765,17 +765,28 @@ impl Staging {
             ))),
             None => {
                 self.clear_for_new(dst, true)?;
-                let abs = self.abs(dst);
-                match fs::create_dir(&abs) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io_err("create directory", &abs, e)),
-                }
-                self.apply_info(ctx, fi, &abs)?;
-                self.invalidate_under(dst);
+                self.create_copied_dir(ctx, fi, dst)?;
                 Ok(true)
             }
         }
+    }
+
+    /// Makes directory `dst` for source dir `fi` where nothing is (cleared, or fresh).
+    fn create_copied_dir(
+        &mut self,
+        ctx: &CopyCtx<'_>,
+        fi: &Found,
+        dst: &Path,
+    ) -> Result<(), FileOpError> {
+        let abs = self.abs(dst);
+        match fs::create_dir(&abs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("create directory", &abs, e)),
+        }
+        self.apply_info(ctx, fi, &abs)?;
+        self.invalidate_under(dst);
+        Ok(())
     }
 
     fn mode_for(&self, ctx: &CopyCtx<'_>, fi: &Found) -> u32 {
@@ -841,6 +852,23 @@ impl Staging {
         overwrite_meta: bool,
         comp: &Path,
     ) -> Result<(), FileOpError> {
+        self.copy_entry_in(ctx, src_rel, dst, fi, overwrite_meta, comp, false)
+    }
+
+    /// [`Staging::copy_entry`]; `fresh`: `dst`'s parent was created by this copy where no
+    /// layer had anything, so nothing can be at `dst` (no lookups in the layers, nothing to
+    /// clear): most of a COPY of a large tree into a new directory.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_entry_in(
+        &mut self,
+        ctx: &mut CopyCtx<'_>,
+        src_rel: &Path,
+        dst: &Path,
+        fi: &Found,
+        overwrite_meta: bool,
+        comp: &Path,
+        fresh: bool,
+    ) -> Result<(), FileOpError> {
         if !self.pending_dst.is_empty() && self.pending_dst.contains(&self.abs(dst)) {
             // The same destination twice in one copy: the earlier write must land first.
             self.flush_files()?;
@@ -854,7 +882,7 @@ impl Staging {
             }
         }
         let ft = fi.meta.file_type();
-        if !ft.is_dir() {
+        if !ft.is_dir() && !fresh {
             match self.view.lookup(dst)? {
                 Some(f) if f.is_dir() => {
                     return Err(FileOpError(format!(
@@ -866,14 +894,20 @@ impl Staging {
             }
         }
         if ft.is_dir() {
-            let created = self.copy_dir_only(ctx, fi, dst, overwrite_meta)?;
+            let created = if fresh {
+                self.create_copied_dir(ctx, fi, dst)?;
+                true
+            } else {
+                self.copy_dir_only(ctx, fi, dst, overwrite_meta)?
+            };
             let names = ctx.src.tree.read_dir(src_rel)?.unwrap_or_default();
             for n in names {
                 let child_src = src_rel.join(&n);
                 let Some(cf) = ctx.src.tree.lookup(&child_src)? else {
                     continue;
                 };
-                self.copy_entry(ctx, &child_src, &dst.join(&n), &cf, true, &comp.join(&n))?;
+                let (child, child_comp) = (dst.join(&n), comp.join(&n));
+                self.copy_entry_in(ctx, &child_src, &child, &cf, true, &child_comp, created)?;
             }
             if !created && overwrite_meta {
                 let abs = self.abs(dst);
