@@ -10,26 +10,13 @@ pub fn drydock_home() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(x).join("drydock");
     }
-    if is_root() {
+    if rustix::process::geteuid().is_root() {
         return PathBuf::from("/var/lib/drydock");
     }
     match std::env::var_os("HOME") {
         Some(home) => PathBuf::from(home).join(".local/share/drydock"),
         None => PathBuf::from("/var/lib/drydock"),
     }
-}
-
-/// Whether the effective uid is 0 (also as root of a user namespace).
-pub fn is_root() -> bool {
-    // Reading our own uid without unsafe: /proc/self/status has "Uid: real effective ...".
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|rest| rest.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// The local image store, `$DRYDOCK_HOME/content`.

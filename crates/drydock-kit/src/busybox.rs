@@ -8,7 +8,7 @@ use drydock_oci::Reference;
 use drydock_oci::spec::Descriptor;
 
 use crate::error::{KitError, io};
-use crate::layer::{commit_tree, is_root};
+use crate::layer::commit_tree;
 
 #[derive(Debug, Clone)]
 pub struct BusyboxOptions {
@@ -45,7 +45,7 @@ pub fn busybox(store: &Store, opts: &BusyboxOptions) -> Result<Descriptor, KitEr
     if !is_static_elf(bin)? {
         return Err(KitError::NotStatic { path: bin.clone() });
     }
-    if !is_root() {
+    if !rustix::process::geteuid().is_root() {
         // Files would be owned by the calling user; an image whose /etc/passwd is not root's
         // would surprise every consumer.
         return Err(KitError::NeedsRoot {

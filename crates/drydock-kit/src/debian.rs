@@ -7,7 +7,7 @@ use drydock_oci::Reference;
 use drydock_oci::spec::Descriptor;
 
 use crate::error::{KitError, io};
-use crate::layer::{commit_tree, is_root};
+use crate::layer::commit_tree;
 
 #[derive(Debug, Clone)]
 pub struct DebianOptions {
@@ -57,7 +57,7 @@ pub fn debian(store: &Store, opts: &DebianOptions) -> Result<Descriptor, KitErro
             package: "debootstrap",
         });
     }
-    if !is_root() {
+    if !rustix::process::geteuid().is_root() {
         return Err(KitError::NeedsRoot {
             what: "drydock kit debian",
         });

@@ -44,14 +44,3 @@ pub(crate) fn commit_tree(
     drydock_content::names::set(store, tag, &manifest)?;
     Ok(manifest)
 }
-
-pub(crate) fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|r| r.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}

@@ -111,10 +111,6 @@ fn output_fd(
     })
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 fn overlay_usable(state_dir: &Path) -> bool {
     let known = fs::read_to_string("/proc/filesystems")
         .is_ok_and(|s| s.lines().any(|l| l.ends_with("\toverlay")));
@@ -168,14 +164,14 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let caps = crate::caps::effective_set(isolation.capabilities.as_deref())
         .map_err(|e| spec_err("capabilities", e.to_string()))?;
     let rootless = match isolation.user_namespace {
-        UserNamespace::Off if !is_root() => {
+        UserNamespace::Off if !rustix::process::geteuid().is_root() => {
             return Err(spec_err(
                 "isolation.user_namespace",
                 "running without a user namespace needs root",
             ));
         }
         UserNamespace::Off => false,
-        UserNamespace::Auto => !is_root(),
+        UserNamespace::Auto => !rustix::process::geteuid().is_root(),
         UserNamespace::Rootless => true,
     };
     // Already root of a user namespace (a rootless build re-executes drydock inside one): no new
@@ -259,7 +255,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let mut warnings = Vec::new();
     let mut cg_plan = cgroup::Plan::default();
     if limits != crate::spec::Limits::default() {
-        if (rootless && !is_root()) || nested {
+        if (rootless && !rustix::process::geteuid().is_root()) || nested {
             warnings.push("cgroup limits are not enforced in a rootless sandbox".to_string());
         } else {
             let h = cgroup::locate(

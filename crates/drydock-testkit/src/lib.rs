@@ -59,15 +59,9 @@ pub fn require_tool(tool: &str, package: &str) -> Option<PathBuf> {
     .then(|| found.expect("checked"))
 }
 
+/// Whether the effective uid is 0 (also as root of a user namespace).
 pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|r| r.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+    rustix::process::geteuid().is_root()
 }
 
 pub fn require_root(what: &str) -> bool {

@@ -20,7 +20,8 @@ pub fn enter_or_reexec() -> anyhow::Result<Option<ExitCode>> {
     if drydock_sandbox::userns::enter_if_reexecuted()? {
         return Ok(None);
     }
-    if crate::home::is_root() {
+    // The effective uid is 0: real root, or already root of a user namespace.
+    if rustix::process::geteuid().is_root() {
         return Ok(None);
     }
     let Some(what) = needs_user_namespace(std::env::args_os()) else {

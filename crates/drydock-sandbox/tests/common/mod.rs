@@ -29,14 +29,10 @@ pub fn require(ok: bool, what: &str) -> bool {
     false
 }
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// Root and busybox-static: what almost every test here needs.
 pub fn ready() -> bool {
     require(
-        is_root(),
+        drydock_testkit::is_root(),
         "these sandbox tests run as root (CI runs them as root)",
     ) && require(
         Path::new(BUSYBOX).is_file(),
