@@ -9,11 +9,13 @@
 //! - [`Diagnostic`], [`Severity`], [`Label`]: what went wrong, where, and how to fix it.
 //! - [`LineIndex`]: byte offset to 1-based line and column (columns count chars, not bytes).
 //! - [`render`] / [`render_all`]: plain-text rendering, stable for snapshot tests.
+//! - [`suggest`]: edit distance and the closest candidate, for "did you mean" hints.
 
 mod diagnostic;
 mod line_index;
 mod render;
 mod span;
+pub mod suggest;
 
 pub use diagnostic::{Diagnostic, Label, Severity};
 pub use line_index::{LineCol, LineIndex};

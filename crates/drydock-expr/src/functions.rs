@@ -1,6 +1,7 @@
 //! The built-in functions: their signatures (checked at parse time) and implementations.
 
 use drydock_diagnostics::Span;
+use drydock_diagnostics::suggest::{Case, closest};
 
 use crate::error::ExprError;
 use crate::eval::{Env, JobStatus};
@@ -240,39 +241,12 @@ pub(crate) fn format(fmt: &str, args: &[String]) -> Result<String, String> {
 
 /// The closest name within a small edit distance, for "did you mean" hints.
 pub(crate) fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let lname = name.to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|c| (levenshtein(&lname, &c.to_ascii_lowercase()), *c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(1) + usize::from(c.len() > 6))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
-    // Optimal string alignment: an adjacent transposition ("psuh" for "push") costs 1.
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, v) in d[0].iter_mut().enumerate() {
-        *v = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
+    closest(
+        name,
+        candidates.iter().copied(),
+        Case::IgnoreAscii,
+        |d, c| d <= (c.len() / 3).max(1) + usize::from(c.len() > 6),
+    )
 }
 
 #[cfg(test)]

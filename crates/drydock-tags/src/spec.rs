@@ -1,6 +1,7 @@
 //! The `tags` and `flavor` inputs, parsed and checked without an event.
 
 use drydock_diagnostics::Span;
+use drydock_diagnostics::suggest::{Case, closest};
 use regex::Regex;
 
 use crate::csv::{Field, split};
@@ -204,38 +205,10 @@ impl TagsSpec {
 }
 
 fn did_you_mean(word: &str, candidates: &[&str]) -> Option<String> {
-    candidates
-        .iter()
-        .map(|c| (strsim(word, c), *c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| format!("did you mean `{c}`?"))
-}
-
-fn strsim(a: &str, b: &str) -> usize {
-    // Optimal string alignment: an adjacent transposition ("psuh" for "push") costs 1.
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, v) in d[0].iter_mut().enumerate() {
-        *v = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
+    closest(word, candidates.iter().copied(), Case::Sensitive, |d, c| {
+        d <= (c.len() / 3).max(1)
+    })
+    .map(|c| format!("did you mean `{c}`?"))
 }
 
 /// Splits `key=value` (key trimmed and lower-cased); the value span excludes the key.
