@@ -1,6 +1,8 @@
 //! `drydock build` end to end with the real binary: image IDs, metadata files, error output
 //! with a caret, standard-input contexts, and the build cache commands.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,10 +27,8 @@ impl Home {
     }
 
     fn run(&self, dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_drydock"))
+        let mut child = common::drydock(self.0.path())
             .current_dir(dir)
-            .env("DRYDOCK_HOME", self.0.path())
-            .env_remove("SOURCE_DATE_EPOCH")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -40,12 +40,7 @@ impl Home {
             input.write_all(data).unwrap();
         }
         drop(input);
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        common::outcome(&child.wait_with_output().unwrap())
     }
 }
 

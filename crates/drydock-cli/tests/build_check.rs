@@ -1,5 +1,7 @@
 //! `drydock build --check` end to end: a real binary on a real context directory.
 
+mod common;
+
 use std::process::Command;
 
 fn drydock(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
@@ -8,11 +10,7 @@ fn drydock(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
         .args(args)
         .output()
         .expect("run drydock");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(&out)
 }
 
 #[test]

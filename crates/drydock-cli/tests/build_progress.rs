@@ -3,8 +3,9 @@
 //! a finished count, and a failure's report (output tail, caret) follows the final frame.
 //! The mode is forced by the flag, so standard error can be a pipe.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 struct Home(tempfile::TempDir);
 
@@ -22,19 +23,15 @@ impl Home {
     }
 
     fn run(&self, dir: &Path, args: &[&str]) -> (i32, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_drydock"))
+        let out = common::drydock(self.0.path())
             .current_dir(dir)
-            .env("DRYDOCK_HOME", self.0.path())
             .env("COLUMNS", "80")
             .env_remove("NO_COLOR")
-            .env_remove("SOURCE_DATE_EPOCH")
             .args(args)
             .output()
             .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, _, stderr) = common::outcome(&out);
+        (code, stderr)
     }
 }
 

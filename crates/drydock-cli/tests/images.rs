@@ -1,6 +1,8 @@
 //! End-to-end tests of the image commands (issue 2) against real peers: Debian's Docker
 //! engine, skopeo and umoci. Each test has its own `DRYDOCK_HOME`.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -24,10 +26,7 @@ impl Home {
     }
 
     fn drydock(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_drydock"));
-        c.env("DRYDOCK_HOME", self.path().join("home"))
-            .env_remove("SOURCE_DATE_EPOCH");
-        c
+        common::drydock(&self.path().join("home"))
     }
 
     fn ok(&self, args: &[&str]) -> String {

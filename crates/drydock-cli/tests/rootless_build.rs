@@ -5,6 +5,8 @@
 //! non-root user). `drydock builder prune --all` deletes the snapshots it left (files owned by
 //! subordinate ids), and a user without subordinate ids gets a clear error.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -47,14 +49,13 @@ struct Out {
 /// Runs the drydock binary with `home` as `DRYDOCK_HOME` in `dir`, as `user` (through runuser)
 /// or as root.
 fn drydock(user: Option<&str>, home: &Path, dir: &Path, args: &[&str]) -> Out {
-    let bin = env!("CARGO_BIN_EXE_drydock");
     let mut cmd = match user {
         Some(u) => {
             let mut c = Command::new("runuser");
-            c.args(["-u", u, "--", bin]);
+            c.args(["-u", u, "--", common::DRYDOCK]);
             c
         }
-        None => Command::new(bin),
+        None => Command::new(common::DRYDOCK),
     };
     let out = cmd
         .current_dir(dir)
@@ -63,10 +64,11 @@ fn drydock(user: Option<&str>, home: &Path, dir: &Path, args: &[&str]) -> Out {
         .args(args)
         .output()
         .unwrap();
+    let (code, stdout, stderr) = common::outcome(&out);
     Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code,
+        stdout,
+        stderr,
     }
 }
 

@@ -1,12 +1,14 @@
 //! `drydock run`, `drydock runs` and `drydock logs` end to end: the real binary on git
 //! repositories made here, busybox from `drydock kit`, and `drydock registry serve`.
 
+mod common;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const DRYDOCK: &str = env!("CARGO_BIN_EXE_drydock");
+use common::{DRYDOCK, git};
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -49,25 +51,6 @@ impl Env {
         git(&r, &["commit", "-q", "-m", "initial"]);
         r
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn text(o: &Output) -> String {
