@@ -4,6 +4,7 @@ use std::io::{self, Read, Write};
 
 use drydock_oci::{Algorithm, Digest, Hasher};
 
+use crate::bghash::BackgroundHasher;
 use crate::compress::{CompressOptions, Compression, Encoder};
 
 /// The identity of a written layer.
@@ -61,7 +62,7 @@ impl<W: Write> Write for Counted<W> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct LayerWriter<W: Write> {
-    tar: Hasher,
+    tar: BackgroundHasher,
     tar_size: u64,
     enc: Encoder<Counted<W>>,
     /// Where the compressed digest comes from when the sink hashes (no hasher in `Counted`).
@@ -96,7 +97,7 @@ impl<W: Write> LayerWriter<W> {
             n: 0,
         };
         Ok(LayerWriter {
-            tar: Algorithm::Sha256.hasher(),
+            tar: BackgroundHasher::new(),
             tar_size: 0,
             enc: Encoder::new(counted, compression, opts)?,
             sink_digest: None,

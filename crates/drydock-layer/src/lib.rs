@@ -33,6 +33,7 @@
 //! No `unsafe`: syscalls go through `rustix`.
 
 mod apply;
+mod bghash;
 mod compress;
 mod diff;
 mod digests;
