@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{DRYDOCK, git};
+use common::DRYDOCK;
+use drydock_testkit::git;
 
 struct Env {
     tmp: tempfile::TempDir,

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{DRYDOCK, git};
+use common::DRYDOCK;
+use drydock_testkit::git;
 
 struct Serve {
     child: Child,

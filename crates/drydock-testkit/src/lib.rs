@@ -7,6 +7,7 @@
 //! - [`ReferenceRegistry`]: Debian's `docker-registry` (the CNCF reference registry) on a free
 //!   loopback port with its own storage, stopped when dropped.
 //! - [`users`]: unprivileged host users with (or without) subordinate ids, for rootless tests.
+//! - [`git`], [`git_command`]: git with a fixed identity, for repositories made by tests.
 //! - [`free_port`], [`run`]: small helpers.
 
 // Test support reports skips on stderr by design.
@@ -93,6 +94,25 @@ pub fn run_ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `git -C dir` as author and committer `t <t@example.invalid>`: add the arguments (and any
+/// environment, such as fixed dates) and run it.
+pub fn git_command(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C")
+        .arg(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid");
+    c
+}
+
+/// Runs `git -C dir args` (see [`git_command`]), which must succeed; returns its stdout,
+/// trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    run_ok(git_command(dir).args(args)).trim().to_string()
 }
 
 /// Debian's Docker engine. `/usr/local/bin/docker` on these machines is an unrelated client, so

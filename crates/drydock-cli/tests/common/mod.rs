@@ -1,5 +1,5 @@
 //! Helpers shared by the CLI's integration tests: the `drydock` binary with a home of the
-//! test's own, its exit code and output as text, and git with a fixed identity.
+//! test's own, and its exit code and output as text.
 // Each test binary uses some of these.
 #![allow(dead_code)]
 
@@ -25,25 +25,4 @@ pub fn outcome(out: &Output) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// `git -C dir args` as author and committer `t <t@example.invalid>`; panics with git's stderr
-/// when it fails. Returns stdout, trimmed.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

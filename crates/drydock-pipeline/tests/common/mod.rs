@@ -3,7 +3,6 @@
 #![allow(dead_code, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use drydock_content::Store;
@@ -32,25 +31,14 @@ pub fn git_ready() -> bool {
     drydock_testkit::require_tool("git", "git").is_some()
 }
 
+/// `git -C dir args` with a fixed identity and fixed commit dates; must succeed. Its stdout,
+/// trimmed.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .env("GIT_AUTHOR_DATE", "2024-05-01T12:00:00Z")
+    let mut cmd = drydock_testkit::git_command(dir);
+    cmd.env("GIT_AUTHOR_DATE", "2024-05-01T12:00:00Z")
         .env("GIT_COMMITTER_DATE", "2024-05-01T12:00:00Z")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        .args(args);
+    drydock_testkit::run_ok(&mut cmd).trim().to_string()
 }
 
 /// A repository with `files`, committed on `main`.
