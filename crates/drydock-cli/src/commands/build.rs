@@ -15,7 +15,7 @@ use drydock_builder::{
     BuildError, BuildRequest, Builder, ContextSource, DockerfileSource, Event, Output, Progress,
     PullPolicy, Secrets, Stream,
 };
-use drydock_diagnostics::{LineIndex, Severity, render};
+use drydock_diagnostics::{Severity, render};
 use drydock_dockerfile::Dockerignore;
 use drydock_frontend::BuildOptions;
 use drydock_oci::{Platform, Reference};
@@ -138,27 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let warnings = report.diagnostics.len() - errors;
 
     if args.json {
-        let index = LineIndex::new(&source);
-        let diags: Vec<serde_json::Value> = report
-            .diagnostics
-            .iter()
-            .map(|d| {
-                let start = index.line_col(&source, d.span.start);
-                let end = index.line_col(&source, d.span.end);
-                serde_json::json!({
-                    "severity": d.severity.as_str(),
-                    "code": d.code,
-                    "message": d.message,
-                    "file": display,
-                    "line": start.line,
-                    "column": start.col,
-                    "end_line": end.line,
-                    "end_column": end.col,
-                    "label": d.label,
-                    "hints": d.hints,
-                })
-            })
-            .collect();
+        let diags = super::validate::diagnostics_json(&display, &source, &report.diagnostics);
         let images: Vec<serde_json::Value> = report
             .images
             .iter()

@@ -5,7 +5,8 @@ use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use drydock_content::transport::Location;
 use drydock_content::{Store, graph, image};
-use drydock_oci::Platform;
+use drydock_oci::spec::ImageManifest;
+use drydock_oci::{Digest, Platform};
 
 #[derive(Debug, ClapArgs)]
 #[command(
@@ -72,18 +73,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let config: serde_json::Value = store.read_json(&img.config_digest, "image config")?;
-    let summary = serde_json::json!({
-        "Name": location.to_string(),
+    let top_media_type = top.media_type().to_string();
+    let summary = summary(
+        location.to_string(),
+        &top_digest,
+        &top_media_type,
+        &graph::digest_of(&img.manifest_descriptor)?,
+        &img.manifest,
+        &img.config_digest,
+        &config,
+    );
+    writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `drydock inspect` prints for an image, local or remote (`docker://`): where it was
+/// found, the digest and media type of what that names, the digest of the manifest chosen for
+/// the platform, then the config's digest (the image ID), platform, size (config and layers),
+/// layers, diff IDs, config and history.
+pub(crate) fn summary(
+    name: String,
+    top_digest: &Digest,
+    top_media_type: &str,
+    manifest_digest: &Digest,
+    manifest: &ImageManifest,
+    config_digest: &Digest,
+    config: &serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "Name": name,
         "Digest": top_digest,
-        "MediaType": top.media_type().to_string(),
-        "ManifestDigest": graph::digest_of(&img.manifest_descriptor)?,
-        "Id": img.config_digest,
+        "MediaType": top_media_type,
+        "ManifestDigest": manifest_digest,
+        "Id": config_digest,
         "Created": config.get("created"),
         "Architecture": config.get("architecture"),
         "Os": config.get("os"),
         "Variant": config.get("variant"),
-        "Size": img.size(),
-        "Layers": img.manifest.layers().iter().map(|l| serde_json::json!({
+        "Size": manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>(),
+        "Layers": manifest.layers().iter().map(|l| serde_json::json!({
             "MediaType": l.media_type().to_string(),
             "Digest": l.digest().to_string(),
             "Size": l.size(),
@@ -91,7 +119,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "DiffIds": config.pointer("/rootfs/diff_ids"),
         "Config": config.get("config"),
         "History": config.get("history"),
-    });
-    writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
-    Ok(ExitCode::SUCCESS)
+    })
 }

@@ -207,26 +207,15 @@ pub fn inspect(
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let config: serde_json::Value = serde_json::from_slice(&config_bytes)?;
-    let summary = serde_json::json!({
-        "Name": format!("docker://{}", reference.familiar()),
-        "Digest": resolved.top_digest,
-        "MediaType": resolved.top_media_type,
-        "ManifestDigest": resolved.manifest_digest,
-        "Id": config_digest,
-        "Created": config.get("created"),
-        "Architecture": config.get("architecture"),
-        "Os": config.get("os"),
-        "Variant": config.get("variant"),
-        "Size": manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>(),
-        "Layers": manifest.layers().iter().map(|l| serde_json::json!({
-            "MediaType": l.media_type().to_string(),
-            "Digest": l.digest().to_string(),
-            "Size": l.size(),
-        })).collect::<Vec<_>>(),
-        "DiffIds": config.pointer("/rootfs/diff_ids"),
-        "Config": config.get("config"),
-        "History": config.get("history"),
-    });
+    let summary = super::inspect::summary(
+        format!("docker://{}", reference.familiar()),
+        &resolved.top_digest,
+        &resolved.top_media_type,
+        &resolved.manifest_digest,
+        &manifest,
+        &config_digest,
+        &config,
+    );
     writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
     Ok(std::process::ExitCode::SUCCESS)
 }

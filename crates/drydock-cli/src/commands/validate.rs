@@ -27,6 +27,9 @@ pub(crate) fn pipeline_path(p: &Path) -> PathBuf {
     }
 }
 
+/// Diagnostics of `file` (text `src`) as the JSON array `validate --json` prints and
+/// `build --check --json` embeds: severity, code, message, file, 1-based start and end line and
+/// column, label, hints.
 pub(crate) fn diagnostics_json(file: &str, src: &str, diags: &[Diagnostic]) -> serde_json::Value {
     let idx = LineIndex::new(src);
     serde_json::Value::Array(
