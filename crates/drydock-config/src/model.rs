@@ -35,20 +35,21 @@ pub struct Expression {
 impl Expression {
     /// A span inside `text` as a span of the file.
     pub fn file_span(&self, inner: Span) -> Span {
-        let at = |i: usize| {
-            self.offsets
-                .get(i)
-                .or(self.offsets.last())
-                .copied()
-                .unwrap_or(self.span.start)
-        };
-        Span::new(at(inner.start), at(inner.end).max(at(inner.start)))
+        map_span(&self.offsets, self.span.start, inner)
     }
 
     /// Turns an evaluation error into a diagnostic pointing into the file.
     pub fn diagnostic(&self, err: &drydock_expr::ExprError) -> drydock_diagnostics::Diagnostic {
         err.to_diagnostic(|s| self.file_span(s))
     }
+}
+
+/// A span inside an expression's text as a span of the file: `offsets` holds the file offset of
+/// each byte of the text (plus one past the end); a position past them maps to the last one, and
+/// with no offsets at all to `start`. An inverted span is made empty at its start.
+pub(crate) fn map_span(offsets: &[usize], start: usize, inner: Span) -> Span {
+    let at = |i: usize| offsets.get(i).or(offsets.last()).copied().unwrap_or(start);
+    Span::new(at(inner.start), at(inner.end).max(at(inner.start)))
 }
 
 /// An `if:` condition with its span mapper.
@@ -62,14 +63,7 @@ pub struct If {
 
 impl If {
     pub fn file_span(&self, inner: Span) -> Span {
-        let at = |i: usize| {
-            self.offsets
-                .get(i)
-                .or(self.offsets.last())
-                .copied()
-                .unwrap_or(self.span.start)
-        };
-        Span::new(at(inner.start), at(inner.end).max(at(inner.start)))
+        map_span(&self.offsets, self.span.start, inner)
     }
 
     pub fn diagnostic(&self, err: &drydock_expr::ExprError) -> drydock_diagnostics::Diagnostic {

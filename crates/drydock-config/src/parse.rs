@@ -187,17 +187,7 @@ impl<'s> Cx<'s> {
                 offsets,
             }),
             Err(e) => {
-                let map = |sp: Span| {
-                    let at = |i: usize| {
-                        offsets
-                            .get(i)
-                            .or(offsets.last())
-                            .copied()
-                            .unwrap_or(s.span.start)
-                    };
-                    Span::new(at(sp.start), at(sp.end).max(at(sp.start)))
-                };
-                self.err(e.to_diagnostic(map));
+                self.err(e.to_diagnostic(|sp| map_span(&offsets, s.span.start, sp)));
                 None
             }
         }
@@ -221,17 +211,7 @@ impl<'s> Cx<'s> {
                 offsets,
             }),
             Err(e) => {
-                let map = |sp: Span| {
-                    let at = |i: usize| {
-                        offsets
-                            .get(i)
-                            .or(offsets.last())
-                            .copied()
-                            .unwrap_or(s.span.start)
-                    };
-                    Span::new(at(sp.start), at(sp.end).max(at(sp.start)))
-                };
-                self.err(e.to_diagnostic(map));
+                self.err(e.to_diagnostic(|sp| map_span(&offsets, s.span.start, sp)));
                 None
             }
         }
