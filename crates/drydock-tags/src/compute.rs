@@ -163,6 +163,18 @@ fn none(_: &str) -> Option<String> {
     None
 }
 
+/// The pattern of a `type=semver` or `type=pep440` tag: a pre-release (for PEP 440 also a post-
+/// or dev-release) only gets `{{version}}`, or `{{raw}}` when the pattern uses it.
+fn version_pattern(pattern: &str, prerelease: bool) -> &str {
+    if !prerelease {
+        pattern
+    } else if pattern.contains("{{raw}}") {
+        "{{raw}}"
+    } else {
+        "{{version}}"
+    }
+}
+
 struct Candidate {
     priority: i64,
     tag: String,
@@ -334,16 +346,7 @@ fn rule_tags(
             };
             let pattern = rule.pattern.as_deref().unwrap_or("{{version}}");
             let pre = v.is_prerelease();
-            // Pre-releases only get {{version}} (or {{raw}} when the pattern uses it).
-            let pattern = if pre {
-                if pattern.contains("{{raw}}") {
-                    "{{raw}}"
-                } else {
-                    "{{version}}"
-                }
-            } else {
-                pattern
-            };
+            let pattern = version_pattern(pattern, pre);
             let vars = |name: &str| -> Option<String> {
                 Some(match name {
                     "raw" => raw.clone(),
@@ -365,15 +368,7 @@ fn rule_tags(
             };
             let pattern = rule.pattern.as_deref().unwrap_or("{{version}}");
             let special = v.is_special();
-            let pattern = if special {
-                if pattern.contains("{{raw}}") {
-                    "{{raw}}"
-                } else {
-                    "{{version}}"
-                }
-            } else {
-                pattern
-            };
+            let pattern = version_pattern(pattern, special);
             let vars = |name: &str| -> Option<String> {
                 Some(match name {
                     "raw" => raw.clone(),

@@ -179,17 +179,8 @@ impl TagsSpec {
     pub fn parse(text: &str) -> Result<TagsSpec, Vec<TagsError>> {
         let mut rules = Vec::new();
         let mut errors = Vec::new();
-        let mut offset = 0;
-        for raw_line in text.split_inclusive('\n') {
-            let line_start = offset;
-            offset += raw_line.len();
-            let line = raw_line.trim_end_matches(['\n', '\r']);
-            let lead = line.len() - line.trim_start().len();
-            let body = line.trim();
-            if body.is_empty() || body.starts_with('#') {
-                continue;
-            }
-            match parse_rule(body, line_start + lead) {
+        for (body, start) in entries(text) {
+            match parse_rule(body, start) {
                 Ok(r) => rules.push(r),
                 Err(mut e) => errors.append(&mut e),
             }
@@ -202,6 +193,20 @@ impl TagsSpec {
         }
         Ok(TagsSpec { rules })
     }
+}
+
+/// The entries of a `tags` or `flavor` input, one a line: each line trimmed, with the byte
+/// offset where it starts in `text`; blank lines and `#` comments left out.
+fn entries(text: &str) -> impl Iterator<Item = (&str, usize)> {
+    let mut offset = 0;
+    text.split_inclusive('\n').filter_map(move |raw_line| {
+        let line_start = offset;
+        offset += raw_line.len();
+        let line = raw_line.trim_end_matches(['\n', '\r']);
+        let lead = line.len() - line.trim_start().len();
+        let body = line.trim();
+        (!body.is_empty() && !body.starts_with('#')).then_some((body, line_start + lead))
+    })
 }
 
 fn did_you_mean(word: &str, candidates: &[&str]) -> Option<String> {
@@ -479,17 +484,8 @@ impl Flavor {
     pub fn parse(text: &str) -> Result<Flavor, Vec<TagsError>> {
         let mut fl = Flavor::default();
         let mut errors = Vec::new();
-        let mut offset = 0;
-        for raw_line in text.split_inclusive('\n') {
-            let line_start = offset;
-            offset += raw_line.len();
-            let line = raw_line.trim_end_matches(['\n', '\r']);
-            let lead = line.len() - line.trim_start().len();
-            let body = line.trim();
-            if body.is_empty() || body.starts_with('#') {
-                continue;
-            }
-            let fields = match split(body, line_start + lead) {
+        for (body, start) in entries(text) {
+            let fields = match split(body, start) {
                 Ok(f) => f,
                 Err(e) => {
                     errors.push(e);
