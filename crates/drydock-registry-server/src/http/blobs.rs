@@ -376,7 +376,15 @@ pub(super) async fn patch_upload(
     let session = session_for(ctx, name, id).await?;
     let mut s = session.lock().await;
     check_session(&s, name)?;
-    let range = check_content_range(req.headers(), name, &s)?;
+    append_body(ctx, name, &mut s, req).await?;
+    Ok(empty(StatusCode::ACCEPTED, &upload_headers(name, &s)))
+}
+
+/// Appends a PATCH or PUT body to the upload after checking its `Content-Range` (the next bytes)
+/// and `Content-Length` (within the limit); a body whose length is not the one its range
+/// announced is cut off again (the upload is truncated to where it was) and refused.
+async fn append_body(ctx: &Ctx, name: &str, s: &mut Session, req: Request) -> Result<(), ApiError> {
+    let range = check_content_range(req.headers(), name, s)?;
     check_declared_length(req.headers(), ctx)?;
     let start = s.len;
     let written = s
@@ -390,13 +398,13 @@ pub(super) async fn patch_upload(
     if let Some((a, b)) = range
         && written != b - a + 1
     {
-        truncate(&mut s, start).await?;
+        truncate(s, start).await?;
         return Err(ApiError::upload_invalid(format!(
             "Content-Range announced {} bytes, the body had {written}",
             b - a + 1
         )));
     }
-    Ok(empty(StatusCode::ACCEPTED, &upload_headers(name, &s)))
+    Ok(())
 }
 
 async fn truncate(s: &mut Session, len: u64) -> Result<(), ApiError> {
@@ -433,26 +441,7 @@ pub(super) async fn finish_upload(
             ));
         }
     };
-    let range = check_content_range(req.headers(), name, &s)?;
-    check_declared_length(req.headers(), ctx)?;
-    let start = s.len;
-    let written = s
-        .append(req.into_body(), ctx.reg.inner.config.limits.max_blob_bytes)
-        .await?;
-    ctx.reg
-        .inner
-        .metrics
-        .bytes_received
-        .fetch_add(written, Relaxed);
-    if let Some((a, b)) = range
-        && written != b - a + 1
-    {
-        truncate(&mut s, start).await?;
-        return Err(ApiError::upload_invalid(format!(
-            "Content-Range announced {} bytes, the body had {written}",
-            b - a + 1
-        )));
-    }
+    append_body(ctx, name, &mut s, req).await?;
     finish(ctx, name, &mut s, &d).await
 }
 
