@@ -243,13 +243,24 @@ impl Client {
         ep: &Endpoint,
         digest: &Digest,
     ) -> Result<(), RegistryError> {
-        let op = format!("delete manifest {}@{digest}", ep.repository);
+        self.delete_object(ep, "manifest", digest).await
+    }
+
+    /// `DELETE /v2/<repository>/<kind>s/<digest>` (`kind` is `manifest` or `blob`); a 404 is
+    /// [`RegistryError::NotFound`].
+    async fn delete_object(
+        &self,
+        ep: &Endpoint,
+        kind: &str,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let op = format!("delete {kind} {}@{digest}", ep.repository);
         let scopes = vec![scope(&ep.repository, "delete")];
         let resp = self
             .request(ep, &op, &scopes, Retry::Idempotent, |http, base| {
                 http.delete(Client::v2(
                     base,
-                    &format!("{}/manifests/{digest}", ep.repository),
+                    &format!("{}/{kind}s/{digest}", ep.repository),
                 ))
             })
             .await?;
@@ -488,24 +499,7 @@ impl Client {
     }
 
     pub async fn delete_blob(&self, ep: &Endpoint, digest: &Digest) -> Result<(), RegistryError> {
-        let op = format!("delete blob {}@{digest}", ep.repository);
-        let scopes = vec![scope(&ep.repository, "delete")];
-        let resp = self
-            .request(ep, &op, &scopes, Retry::Idempotent, |http, base| {
-                http.delete(Client::v2(
-                    base,
-                    &format!("{}/blobs/{digest}", ep.repository),
-                ))
-            })
-            .await?;
-        match resp.status() {
-            s if s.is_success() => Ok(()),
-            StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
-                what: op,
-                host: ep.host.clone(),
-            }),
-            s => Err(http_error(&op, &ep.host, s, resp).await),
-        }
+        self.delete_object(ep, "blob", digest).await
     }
 
     /// Every tag of the repository, following `Link: <…>; rel="next"` pages.
