@@ -16,6 +16,46 @@ use crate::error::ApiError;
 use crate::events::{Event, EventAction, EventTarget};
 use crate::names::{ManifestRef, RefError, parse_reference};
 
+/// How much of an oversized manifest body is read (and dropped) before the 413 is sent: a
+/// client still writing when the connection closes sees a reset instead of the answer.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Reads a manifest body of at most `max` bytes. A larger one (declared or sent) is read to
+/// its end, up to [`DRAIN_LIMIT`], without being kept, then refused.
+async fn read_manifest_body(
+    mut body: Body,
+    max: u64,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, BodyError> {
+    let mut kept = Vec::new();
+    let mut seen = 0u64;
+    let over = |seen: u64| seen > max || declared.is_some_and(|d| d > max);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if over(seen) {
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            kept = Vec::new();
+            continue;
+        }
+        kept.extend_from_slice(&data);
+    }
+    if over(seen) {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(kept)
+}
+
 fn reference_for_read(reference: &str) -> Result<ManifestRef, ApiError> {
     parse_reference(reference).map_err(|e| match e {
         RefError::Digest(m) => {
@@ -98,30 +138,25 @@ pub(super) async fn put(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let max = ctx.reg.inner.config.limits.max_manifest_bytes;
-    if let Some(len) = req
+    let too_large = || {
+        ApiError::too_large(format!(
+            "manifest exceeds the registry's limit of {max} bytes"
+        ))
+    };
+    let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > max
-    {
-        return Err(ApiError::too_large(format!(
-            "manifest exceeds the registry's limit of {max} bytes"
-        )));
-    }
-    let bytes = http_body_util::Limited::new(req.into_body(), max as usize)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ApiError::too_large(format!(
-                    "manifest exceeds the registry's limit of {max} bytes"
-                ))
-            } else {
-                ApiError::manifest_invalid(format!("reading the manifest: {e}"))
-            }
-        })?
-        .to_bytes();
+        .and_then(|v| v.parse::<u64>().ok());
+    let bytes = match read_manifest_body(req.into_body(), max, declared).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(BodyError::Read(e)) => {
+            return Err(ApiError::manifest_invalid(format!(
+                "reading the manifest: {e}"
+            )));
+        }
+    };
     let parsed = crate::manifest::parse(&bytes, content_type.as_deref())
         .map_err(ApiError::manifest_invalid)?;
     let mut tags = Vec::new();
