@@ -21,17 +21,18 @@ REGISTRY=${REGISTRY:-127.0.0.1:5000}
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { echo "run-example: $*" >&2; exit 1; }
 
+target="${CARGO_TARGET_DIR:-$root/target}"
 if [[ -z "${DRYDOCK:-}" ]]; then
   if command -v drydock >/dev/null 2>&1; then
     DRYDOCK=$(command -v drydock)
-  elif [[ -x "$root/target/release/drydock" ]]; then
-    DRYDOCK="$root/target/release/drydock"
-  elif [[ -x "$root/target/debug/drydock" ]]; then
-    DRYDOCK="$root/target/debug/drydock"
+  elif [[ -x "$target/release/drydock" ]]; then
+    DRYDOCK="$target/release/drydock"
+  elif [[ -x "$target/debug/drydock" ]]; then
+    DRYDOCK="$target/debug/drydock"
   else
     say "building drydock (cargo build --release -p drydock-cli)"
     (cd "$root" && cargo build --release -p drydock-cli)
-    DRYDOCK="$root/target/release/drydock"
+    DRYDOCK="$target/release/drydock"
   fi
 fi
 command -v git >/dev/null || die "git is needed (apt-get install git)"

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-system.sh
 cargo build --bin drydock
-DRYDOCK="$PWD/target/debug/drydock" exec examples/run-example.sh
+DRYDOCK="${CARGO_TARGET_DIR:-$PWD/target}/debug/drydock" exec examples/run-example.sh
