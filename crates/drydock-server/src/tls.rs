@@ -18,7 +18,18 @@ impl TlsListener {
         let local = listener.local_addr()?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
-            while let Ok((stream, addr)) = listener.accept().await {
+            loop {
+                let (stream, addr) = match listener.accept().await {
+                    Ok(x) => x,
+                    // Out of file descriptors, a connection reset before accept...: the
+                    // listener is still good, so keep serving (ending here stopped the server
+                    // from accepting anything ever again).
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let (acceptor, conn_tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
@@ -26,8 +37,14 @@ impl TlsListener {
                         std::time::Duration::from_secs(10),
                         acceptor.accept(stream),
                     );
-                    if let Ok(Ok(tls)) = hs.await {
-                        let _ = conn_tx.send((tls, addr)).await;
+                    match hs.await {
+                        Ok(Ok(tls)) => {
+                            let _ = conn_tx.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %addr, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(client = %addr, "TLS handshake timed out"),
                     }
                 });
                 if tx.is_closed() {
