@@ -128,6 +128,7 @@ impl Builder {
                 "building as a non-root user outside a user namespace: run the build through `drydock build` (it enters a user namespace with your /etc/subuid and /etc/subgid ranges) or as root".into(),
             ));
         }
+        req.secrets.check_files()?;
         let _lock = self.cache.lock(false)?;
         let progress = req.progress.clone();
         let tmp = self.cache.tmp_dir();

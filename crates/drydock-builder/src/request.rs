@@ -124,6 +124,28 @@ impl Secrets {
         Ok(())
     }
 
+    /// Checks that every secret file given exists and is a readable file, so a mistyped
+    /// `src=` fails before any step runs (as buildx does) rather than at the step using it.
+    pub fn check_files(&self) -> Result<(), BuildError> {
+        for (id, source) in &self.0 {
+            if let SecretSource::File(path) = source {
+                let readable = std::fs::metadata(path).and_then(|m| {
+                    if m.is_dir() {
+                        return Err(std::io::Error::other("is a directory"));
+                    }
+                    std::fs::File::open(path).map(drop)
+                });
+                if let Err(e) = readable {
+                    return Err(BuildError::Secret {
+                        id: id.clone(),
+                        message: format!("cannot read {}: {e}", path.display()),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The value of secret `id`, `None` when it was not given.
     pub fn get(&self, id: &str) -> Result<Option<Vec<u8>>, BuildError> {
         match self.0.get(id) {
@@ -197,8 +219,11 @@ impl Output {
             Some("local") => Ok(Output::LocalDir(need(dest, "local")?)),
             Some("tar") => Ok(Output::Tar(need(dest, "tar")?)),
             Some("image") | Some("registry") => Ok(Output::Store),
-            other => Err(BuildError::Request(format!(
-                "-o {s:?}: unknown type {other:?} (oci, docker, local, tar, image)"
+            Some(other) => Err(BuildError::Request(format!(
+                "-o {s:?}: unknown type {other:?} (expected oci, docker, local, tar or image)"
+            ))),
+            None => Err(BuildError::Request(format!(
+                "-o {s:?}: no type= (expected type=oci, docker, local, tar or image)"
             ))),
         }
     }
@@ -295,4 +320,48 @@ pub struct BuildStats {
     pub cached: usize,
     /// Steps executed.
     pub executed: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_secret_file_is_an_error_naming_the_id_and_the_path() {
+        let mut s = Secrets::new();
+        s.parse_flag("id=npmrc,src=/nonexistent/npmrc").unwrap();
+        let e = s.check_files().unwrap_err().to_string();
+        assert!(
+            e.contains("\"npmrc\"") && e.contains("/nonexistent/npmrc"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Secrets::new();
+        s.parse_flag(&format!("id=d,src={}", dir.path().display()))
+            .unwrap();
+        assert!(
+            s.check_files()
+                .unwrap_err()
+                .to_string()
+                .contains("directory")
+        );
+        let f = dir.path().join("ok");
+        std::fs::write(&f, "v").unwrap();
+        let mut s = Secrets::new();
+        s.parse_flag(&format!("id=ok,src={}", f.display())).unwrap();
+        s.parse_flag("id=fromenv,env=DRYDOCK_TEST_UNSET_VARIABLE")
+            .unwrap();
+        s.check_files().unwrap();
+    }
+
+    #[test]
+    fn an_unknown_or_missing_output_type_is_named_plainly() {
+        let e = Output::parse("type=bogus").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown type \"bogus\"") && !e.contains("Some("),
+            "{e}"
+        );
+        let e = Output::parse("dest=out").unwrap_err().to_string();
+        assert!(e.contains("no type="), "{e}");
+    }
 }
