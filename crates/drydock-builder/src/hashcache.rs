@@ -69,13 +69,14 @@ impl HashCache {
 
     /// sha256 of the file at `path` (whose `lstat` is `meta`).
     pub fn digest(&self, path: &Path, meta: &fs::Metadata) -> io::Result<Digest> {
-        let key = path.as_os_str().as_bytes().to_vec();
+        let key = path.as_os_str().as_bytes();
         let stat = Stat::of(meta);
-        if let Some((s, d)) = self.entries.lock().expect("hash cache lock").get(&key)
+        if let Some((s, d)) = self.entries.lock().expect("hash cache lock").get(key)
             && *s == stat
         {
             return Ok(d.clone());
         }
+        let key = key.to_vec();
         let read_started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
