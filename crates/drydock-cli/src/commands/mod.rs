@@ -99,7 +99,8 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // Before anything starts a thread: a non-root build runs inside a user namespace.
+    // Before anything starts a thread: a non-root build or pipeline run runs inside a user
+    // namespace.
     if let Some(code) = rootless::enter_or_reexec()? {
         return Ok(code);
     }

@@ -1,12 +1,15 @@
-//! Rootless builds: `drydock build` and `drydock builder prune` started by a non-root user
-//! re-run themselves inside a user namespace that maps the user's `/etc/subuid` and
+//! Rootless builds and pipelines: `drydock build`, `drydock builder prune` and `drydock run`
+//! started by a non-root user re-run themselves inside a user namespace that maps the user's `/etc/subuid` and
 //! `/etc/subgid` ranges (container 0 = the user, 1.. = the subordinate ids), where they are root:
 //! layers are extracted with their owners, `COPY --chown` works, layer tars record the ids a
-//! root build records, and snapshots owned by subordinate ids can be deleted. See
+//! root build records, and snapshots owned by subordinate ids can be deleted. A pipeline run
+//! inside works as root of the namespace too: host-shell steps, sandboxed jobs and `images:`
+//! builds; what it writes as root (the run database, logs) belongs to the user outside. See
 //! `drydock_sandbox::userns`.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::CommandFactory;
 
@@ -18,6 +21,7 @@ use super::Cli;
 /// Otherwise `None`.
 pub fn enter_or_reexec() -> anyhow::Result<Option<ExitCode>> {
     if drydock_sandbox::userns::enter_if_reexecuted()? {
+        REEXECUTED.store(true, Ordering::Relaxed);
         return Ok(None);
     }
     // The effective uid is 0: real root, or already root of a user namespace.
@@ -34,7 +38,17 @@ pub fn enter_or_reexec() -> anyhow::Result<Option<ExitCode>> {
     Ok(Some(ExitCode::from(code.clamp(0, 255) as u8)))
 }
 
-/// The commands that write or delete files owned by the image's users.
+static REEXECUTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is the one [`enter_or_reexec`] re-ran inside a user namespace: its
+/// parent outside passes SIGINT, SIGTERM, SIGQUIT and SIGHUP on, so a Ctrl-C in a terminal
+/// reaches it twice (from the terminal and from the parent).
+pub fn reexecuted() -> bool {
+    REEXECUTED.load(Ordering::Relaxed)
+}
+
+/// The commands that write or delete files owned by the image's users (a pipeline run extracts
+/// images for its jobs and builds its `images:`).
 fn needs_user_namespace(args: impl IntoIterator<Item = OsString>) -> Option<&'static str> {
     let m = Cli::command().try_get_matches_from(args).ok()?;
     let flag = |m: &clap::ArgMatches, id: &str| {
@@ -47,6 +61,7 @@ fn needs_user_namespace(args: impl IntoIterator<Item = OsString>) -> Option<&'st
     match m.subcommand()? {
         ("build", b) if !flag(b, "check") => Some("drydock build"),
         ("builder", b) if b.subcommand_name() == Some("prune") => Some("drydock builder prune"),
+        ("run", _) => Some("drydock run"),
         _ => None,
     }
 }
@@ -60,7 +75,7 @@ mod tests {
     }
 
     #[test]
-    fn builds_and_prunes_need_the_namespace_checks_and_reads_do_not() {
+    fn builds_prunes_and_runs_need_the_namespace_checks_and_reads_do_not() {
         assert_eq!(needs(&["drydock", "build", "."]), Some("drydock build"));
         assert_eq!(
             needs(&["drydock", "build", "-t", "x", "--progress=plain", "ctx"]),
@@ -72,6 +87,15 @@ mod tests {
             Some("drydock builder prune")
         );
         assert_eq!(needs(&["drydock", "builder", "du"]), None);
+        assert_eq!(needs(&["drydock", "run"]), Some("drydock run"));
+        assert_eq!(
+            needs(&["drydock", "run", "../svc", "--job", "test", "--json"]),
+            Some("drydock run")
+        );
+        assert_eq!(needs(&["drydock", "run", "--help"]), None);
+        assert_eq!(needs(&["drydock", "runs"]), None);
+        assert_eq!(needs(&["drydock", "logs", "1"]), None);
+        assert_eq!(needs(&["drydock", "serve"]), None);
         assert_eq!(needs(&["drydock", "images"]), None);
         assert_eq!(needs(&["drydock", "build", "--no-such-flag"]), None);
     }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args as ClapArgs;
@@ -191,7 +191,16 @@ fn summary(r: &RunResult) -> String {
 }
 
 /// Cancels the run on the first Ctrl-C; a second one exits at once.
+///
+/// Re-executed in a user namespace (a non-root user's run), one Ctrl-C in a terminal arrives
+/// twice: from the terminal and passed on by the parent outside. A SIGINT within a second of the
+/// one that cancelled counts as the same one there, so the run still cleans up after itself.
 fn cancel_on_ctrl_c(cancel: Cancel) {
+    let same_press = if super::rootless::reexecuted() {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
+    };
     let _ = std::thread::Builder::new()
         .name("ctrl-c".into())
         .spawn(move || {
@@ -202,13 +211,18 @@ fn cancel_on_ctrl_c(cancel: Cancel) {
                 return;
             };
             rt.block_on(async {
-                loop {
-                    if tokio::signal::ctrl_c().await.is_err() {
-                        return;
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut sigint) = signal(SignalKind::interrupt()) else {
+                    return;
+                };
+                let mut first: Option<Instant> = None;
+                while sigint.recv().await.is_some() {
+                    match first {
+                        Some(t) if t.elapsed() < same_press => continue,
+                        Some(_) => std::process::exit(130),
+                        None => {}
                     }
-                    if cancel.is_cancelled() {
-                        std::process::exit(130);
-                    }
+                    first = Some(Instant::now());
                     eprintln!("cancelling the run (Ctrl-C again to quit at once)");
                     cancel.cancel();
                 }
