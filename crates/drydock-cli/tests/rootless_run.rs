@@ -279,3 +279,45 @@ fn a_rootless_run_runs_host_sandboxed_and_build_jobs_and_its_records_stay_the_us
         built.stderr
     );
 }
+
+/// Without subordinate ids there is no user namespace, but a pipeline of host jobs needs none:
+/// `drydock run` warns (with the hint) and runs it as the user.
+#[test]
+fn a_user_without_subordinate_ids_still_runs_host_jobs_with_a_warning() {
+    if !preconditions() {
+        return;
+    }
+    const NO_SUBIDS_USER: &str = "drydock-nosubids";
+    let (uid, gid) = ensure_user_with_subids(NO_SUBIDS_USER, false);
+    let tmp = tempfile::Builder::new()
+        .prefix("drydock-cli-nosubids-run-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let home = open_dir(tmp.path(), "home");
+    let user_dir = open_dir(tmp.path(), "user");
+    let repo = open_dir(tmp.path(), "repo");
+    fs::write(
+        repo.join("drydock.yml"),
+        "jobs:\n  host:\n    steps:\n      - run: echo \"host uid $(id -u)\"\n",
+    )
+    .unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "initial"]);
+    chown_recursive(tmp.path(), uid, gid);
+    let out = drydock(Some(NO_SUBIDS_USER), &home, &user_dir, &repo, &["run"]);
+    assert_eq!(out.code, 0, "{}", out.text());
+    assert!(
+        out.stderr.contains("warning: ")
+            && out.stderr.contains("\nhint: ")
+            && out.stderr.contains("goes on without a user namespace"),
+        "{}",
+        out.text()
+    );
+    assert!(
+        out.stdout.contains(&format!("host uid {uid}")),
+        "{}",
+        out.text()
+    );
+}

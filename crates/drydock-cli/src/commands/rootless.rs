@@ -31,6 +31,18 @@ pub fn enter_or_reexec() -> anyhow::Result<Option<ExitCode>> {
     let Some(what) = needs_user_namespace(std::env::args_os()) else {
         return Ok(None);
     };
+    // A pipeline of host-shell jobs needs no namespace: without subordinate ids, `drydock run`
+    // goes on as the user (the engine refuses image jobs and `images:` builds itself, naming
+    // why); builds and prunes have no such half and keep the error.
+    if what == "drydock run"
+        && let Err(e) = drydock_sandbox::userns::check_subordinate_ids(what)
+    {
+        eprintln!(
+            "warning: {e}
+  drydock run goes on without a user namespace: host jobs run, jobs with an image and images: builds will fail"
+        );
+        return Ok(None);
+    }
     // Inside, euid is 0: name the home the user would get, not root's.
     let home = crate::home::drydock_home();
     let env = [(OsString::from("DRYDOCK_HOME"), home.into_os_string())];
