@@ -6,13 +6,15 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use axum::body::Body;
 use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use drydock_oci::Digest;
 
 use super::{
-    Ctx, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, blocking, empty, query_get, query_pairs,
+    Ctx, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, blocking, drain_body, empty, query_get,
+    query_pairs,
 };
 use crate::auth::Action;
 use crate::error::ApiError;
@@ -196,13 +198,43 @@ fn upload_headers(name: &str, s: &Session) -> Vec<(HeaderName, String)> {
     ]
 }
 
+/// Upload requests that carry a body (POST, PATCH, PUT) take it only once they have accepted the
+/// request. A body left unread (the request was refused first, or had no use for one) is read
+/// to its end before the answer goes out, so that a client still sending it gets the answer
+/// rather than a reset connection: see [`drain_body`].
+async fn with_body(
+    req: Request,
+    handler: impl AsyncFnOnce(&Parts, &mut Option<Body>) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    // The handler (and any session lock it took) is done before the body is drained.
+    let result = handler(&parts, &mut body).await;
+    if let Some(body) = body {
+        drain_body(&parts.headers, body).await;
+    }
+    result
+}
+
 pub(super) async fn start_upload(
     ctx: &Ctx,
     name: &str,
     req: Request,
 ) -> Result<Response, ApiError> {
+    with_body(req, async |parts, body| {
+        start_upload_with(ctx, name, parts, body).await
+    })
+    .await
+}
+
+async fn start_upload_with(
+    ctx: &Ctx,
+    name: &str,
+    parts: &Parts,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
     ctx.require(name, Action::Push)?;
-    let q = query_pairs(req.uri());
+    let q = query_pairs(&parts.uri);
     if let Some(mount) = query_get(&q, "mount") {
         let d = parse_digest(mount)?;
         if let Some(from) = query_get(&q, "from")
@@ -224,8 +256,9 @@ pub(super) async fn start_upload(
         // Monolithic upload: POST with the whole blob and its digest.
         let d = parse_digest(digest)?;
         let result = async {
-            check_declared_length(req.headers(), ctx)?;
-            s.append(req.into_body(), ctx.reg.inner.config.limits.max_blob_bytes)
+            check_declared_length(&parts.headers, ctx)?;
+            let body = body.take().unwrap_or_default();
+            s.append(body, ctx.reg.inner.config.limits.max_blob_bytes)
                 .await?;
             finish(ctx, name, &mut s, &d).await
         }
@@ -372,23 +405,34 @@ pub(super) async fn patch_upload(
     id: &str,
     req: Request,
 ) -> Result<Response, ApiError> {
-    ctx.require(name, Action::Push)?;
-    let session = session_for(ctx, name, id).await?;
-    let mut s = session.lock().await;
-    check_session(&s, name)?;
-    append_body(ctx, name, &mut s, req).await?;
-    Ok(empty(StatusCode::ACCEPTED, &upload_headers(name, &s)))
+    with_body(req, async |parts, body| {
+        ctx.require(name, Action::Push)?;
+        let session = session_for(ctx, name, id).await?;
+        let mut s = session.lock().await;
+        check_session(&s, name)?;
+        append_body(ctx, name, &mut s, &parts.headers, body).await?;
+        Ok(empty(StatusCode::ACCEPTED, &upload_headers(name, &s)))
+    })
+    .await
 }
 
 /// Appends a PATCH or PUT body to the upload after checking its `Content-Range` (the next bytes)
 /// and `Content-Length` (within the limit); a body whose length is not the one its range
-/// announced is cut off again (the upload is truncated to where it was) and refused.
-async fn append_body(ctx: &Ctx, name: &str, s: &mut Session, req: Request) -> Result<(), ApiError> {
-    let range = check_content_range(req.headers(), name, s)?;
-    check_declared_length(req.headers(), ctx)?;
+/// announced is cut off again (the upload is truncated to where it was) and refused. The body is
+/// taken only once the checks pass (a refused one is drained by [`with_body`]).
+async fn append_body(
+    ctx: &Ctx,
+    name: &str,
+    s: &mut Session,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
+) -> Result<(), ApiError> {
+    let range = check_content_range(headers, name, s)?;
+    check_declared_length(headers, ctx)?;
     let start = s.len;
+    let body = body.take().unwrap_or_default();
     let written = s
-        .append(req.into_body(), ctx.reg.inner.config.limits.max_blob_bytes)
+        .append(body, ctx.reg.inner.config.limits.max_blob_bytes)
         .await?;
     ctx.reg
         .inner
@@ -428,21 +472,24 @@ pub(super) async fn finish_upload(
     id: &str,
     req: Request,
 ) -> Result<Response, ApiError> {
-    ctx.require(name, Action::Push)?;
-    let q = query_pairs(req.uri());
-    let session = session_for(ctx, name, id).await?;
-    let mut s = session.lock().await;
-    check_session(&s, name)?;
-    let d = match query_get(&q, "digest") {
-        Some(d) => parse_digest(d)?,
-        None => {
-            return Err(ApiError::digest_invalid(
-                "the digest query parameter is required to finish an upload",
-            ));
-        }
-    };
-    append_body(ctx, name, &mut s, req).await?;
-    finish(ctx, name, &mut s, &d).await
+    with_body(req, async |parts, body| {
+        ctx.require(name, Action::Push)?;
+        let q = query_pairs(&parts.uri);
+        let session = session_for(ctx, name, id).await?;
+        let mut s = session.lock().await;
+        check_session(&s, name)?;
+        let d = match query_get(&q, "digest") {
+            Some(d) => parse_digest(d)?,
+            None => {
+                return Err(ApiError::digest_invalid(
+                    "the digest query parameter is required to finish an upload",
+                ));
+            }
+        };
+        append_body(ctx, name, &mut s, &parts.headers, body).await?;
+        finish(ctx, name, &mut s, &d).await
+    })
+    .await
 }
 
 /// Verifies the whole upload against `d` and publishes it.

@@ -10,15 +10,11 @@ use axum::response::Response;
 use drydock_oci::Digest;
 use http_body_util::BodyExt;
 
-use super::{Ctx, DOCKER_CONTENT_DIGEST, OCI_SUBJECT, blocking, empty, query_pairs};
+use super::{Ctx, DOCKER_CONTENT_DIGEST, DRAIN_LIMIT, OCI_SUBJECT, blocking, empty, query_pairs};
 use crate::auth::Action;
 use crate::error::ApiError;
 use crate::events::{Event, EventAction, EventTarget};
 use crate::names::{ManifestRef, RefError, parse_reference};
-
-/// How much of an oversized manifest body is read (and dropped) before the 413 is sent: a
-/// client still writing when the connection closes sees a reset instead of the answer.
-const DRAIN_LIMIT: u64 = 64 << 20;
 
 enum BodyError {
     TooLarge,

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine as _;
+use futures_util::StreamExt;
 
 use crate::Registry;
 use crate::auth::{Action, Principal, PrincipalKind};
@@ -30,6 +31,37 @@ pub(crate) const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docke
 pub(crate) const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 pub(crate) const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+
+/// How much of a refused request body is read (and dropped) before the error is sent. Answering
+/// while the client is still writing and then closing the connection with its data unread makes
+/// the kernel reset the connection: the client sees a broken pipe instead of the answer.
+pub(crate) const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Reads what is left of a request body that will not be used, up to [`DRAIN_LIMIT`], so that
+/// the error answered for it reaches the client and the connection stays usable. Not when the
+/// client waits for `100 Continue` (it has sent nothing) or announced more than the limit (the
+/// connection is closed anyway).
+pub(crate) async fn drain_body(headers: &HeaderMap, body: Body) {
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared_over = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > DRAIN_LIMIT);
+    if expects_continue || declared_over {
+        return;
+    }
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    while let Some(Ok(data)) = stream.next().await {
+        seen += data.len() as u64;
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
 
 /// Set by the server on TLS connections, so that derived URLs say `https`.
 #[derive(Debug, Clone, Copy)]
