@@ -117,14 +117,16 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 }
 
 /// A listener yielding TLS streams whose handshakes ran concurrently (a slow client never
-/// holds up the others).
-struct TlsListener {
+/// holds up the others); accept errors (EMFILE...) are logged and retried, never the end.
+/// Also serves `drydock serve --tls-cert`.
+pub struct TlsListener {
     rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
 }
 
 impl TlsListener {
-    fn spawn(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<Self> {
+    /// Starts accepting on `listener` (call inside a tokio runtime).
+    pub fn spawn(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {

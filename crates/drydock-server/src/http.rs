@@ -197,7 +197,8 @@ impl Server {
             Some(files) => {
                 let tls = drydock_registry_server::server::tls_config(&files)?;
                 let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-                let tls_listener = crate::tls::TlsListener::spawn(listener, acceptor)?;
+                let tls_listener =
+                    drydock_registry_server::server::TlsListener::spawn(listener, acceptor)?;
                 tokio::spawn(async move {
                     axum::serve(tls_listener, router.into_make_service())
                         .with_graceful_shutdown(shutdown)

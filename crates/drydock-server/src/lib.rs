@@ -53,7 +53,6 @@ pub mod http;
 pub mod openapi;
 pub mod sealbox;
 pub mod statuses;
-mod tls;
 pub mod triggers;
 pub mod ui;
 pub mod util;
