@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::{Out, open_dir, rootless_preconditions, run_as};
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -46,64 +48,13 @@ RUN chown 1000:1000 /msg && cat /msg > /copied
 ";
 
 fn preconditions() -> bool {
-    drydock_testkit::require_root("creating an unprivileged user for a rootless run")
-        && drydock_testkit::require_tool("/bin/busybox", "busybox-static").is_some()
-        && drydock_testkit::require_tool("newuidmap", "uidmap").is_some()
-        && drydock_testkit::require_tool("newgidmap", "uidmap").is_some()
-        && drydock_testkit::require_tool("runuser", "util-linux").is_some()
-        && drydock_testkit::require_tool("useradd", "passwd").is_some()
+    rootless_preconditions("creating an unprivileged user for a rootless run")
         && drydock_testkit::require_tool("git", "git").is_some()
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn text(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs the drydock binary with `home` as `DRYDOCK_HOME` (and `HOME` = `user_home`, so git does
-/// not look at root's) in `dir`, as `user` (through runuser) or as root.
+/// Runs drydock as `user` (or root) with `home` in `dir`, `HOME` = `user_home`.
 fn drydock(user: Option<&str>, home: &Path, user_home: &Path, dir: &Path, args: &[&str]) -> Out {
-    let mut cmd = match user {
-        Some(u) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", u, "--", common::DRYDOCK]);
-            c
-        }
-        None => Command::new(common::DRYDOCK),
-    };
-    let out = cmd
-        .current_dir(dir)
-        .env("DRYDOCK_HOME", home)
-        .env("HOME", user_home)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("DRYDOCK_REGISTRY_USER")
-        .args(args)
-        .output()
-        .unwrap();
-    let (code, stdout, stderr) = common::outcome(&out);
-    Out {
-        code,
-        stdout,
-        stderr,
-    }
-}
-
-/// A directory every user can enter (tempfile makes them 0700).
-fn open_dir(parent: &Path, name: &str) -> PathBuf {
-    let d = parent.join(name);
-    fs::create_dir_all(&d).unwrap();
-    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
-    d
+    run_as(user, home, Some(user_home), dir, args)
 }
 
 /// Every path under `dir` (directories too), with its host owner.

@@ -3,7 +3,9 @@
 // Each test binary uses some of these.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The `drydock` binary built for these tests.
@@ -25,4 +27,72 @@ pub fn outcome(out: &Output) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// What the rootless tests need: root (to create the user), busybox, newuidmap/newgidmap,
+/// runuser and useradd. `why` names the test's purpose in the message.
+pub fn rootless_preconditions(why: &str) -> bool {
+    drydock_testkit::require_root(why)
+        && drydock_testkit::require_tool("/bin/busybox", "busybox-static").is_some()
+        && drydock_testkit::require_tool("newuidmap", "uidmap").is_some()
+        && drydock_testkit::require_tool("newgidmap", "uidmap").is_some()
+        && drydock_testkit::require_tool("runuser", "util-linux").is_some()
+        && drydock_testkit::require_tool("useradd", "passwd").is_some()
+}
+
+/// A finished drydock run: exit code, stdout, stderr.
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn text(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the drydock binary with `home` as `DRYDOCK_HOME` in `dir`, as `user` (through
+/// runuser) or as root; `user_home`, when given, is `HOME` (so git does not read root's).
+pub fn run_as(
+    user: Option<&str>,
+    home: &Path,
+    user_home: Option<&Path>,
+    dir: &Path,
+    args: &[&str],
+) -> Out {
+    let mut cmd = match user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--", DRYDOCK]);
+            c
+        }
+        None => Command::new(DRYDOCK),
+    };
+    cmd.current_dir(dir)
+        .env("DRYDOCK_HOME", home)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("DRYDOCK_REGISTRY_USER");
+    if let Some(h) = user_home {
+        cmd.env("HOME", h);
+    }
+    let out = cmd.args(args).output().unwrap();
+    let (code, stdout, stderr) = outcome(&out);
+    Out {
+        code,
+        stdout,
+        stderr,
+    }
+}
+
+/// A directory every user can enter (tempfile makes them 0700).
+pub fn open_dir(parent: &Path, name: &str) -> PathBuf {
+    let d = parent.join(name);
+    fs::create_dir_all(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+    d
 }
