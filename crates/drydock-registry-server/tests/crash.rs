@@ -87,6 +87,7 @@ async fn push_chunked(
     tag: &str,
     img: &Image,
     sessions: &tokio::sync::Mutex<Vec<(String, Vec<u8>)>>,
+    open: &AtomicUsize,
 ) -> Result<(), String> {
     let mut blobs = vec![img.config.clone()];
     blobs.extend(img.layers.iter().cloned());
@@ -102,6 +103,7 @@ async fn push_chunked(
         }
         let path = r.headers()["location"].to_str().unwrap().to_string();
         sessions.lock().await.push((path.clone(), data.clone()));
+        open.fetch_add(1, Ordering::SeqCst);
         let loc = format!("{url}{path}");
         let mut off = 0;
         for chunk in data.chunks(64 << 10) {
@@ -128,6 +130,7 @@ async fn push_chunked(
         if r.status() != 201 {
             return Err(format!("put: {}", r.status()));
         }
+        open.fetch_sub(1, Ordering::SeqCst);
     }
     let r = c
         .put(format!("{url}/v2/{repo}/manifests/{tag}"))
@@ -170,11 +173,19 @@ fn sigkill_mid_push() {
         .collect();
     let sessions = Arc::new(tokio::sync::Mutex::new(Vec::new()));
     let done = Arc::new(AtomicUsize::new(0));
+    // Upload sessions started and not yet finished (the kill must find at least one).
+    let open = Arc::new(AtomicUsize::new(0));
     let results: Vec<Result<(), String>> = rt.block_on(async {
         let c = client();
         let mut tasks = Vec::new();
         for (i, img) in images.iter().enumerate() {
-            let (c, url, sessions, done) = (c.clone(), url.clone(), sessions.clone(), done.clone());
+            let (c, url, sessions, done, open) = (
+                c.clone(),
+                url.clone(),
+                sessions.clone(),
+                done.clone(),
+                open.clone(),
+            );
             let img = Image {
                 config: img.config.clone(),
                 layers: img.layers.clone(),
@@ -192,6 +203,7 @@ fn sigkill_mid_push() {
                     &format!("t{i}"),
                     &img,
                     &sessions,
+                    &open,
                 )
                 .await;
                 if r.is_ok() {
@@ -200,9 +212,13 @@ fn sigkill_mid_push() {
                 r
             }));
         }
-        // Kill once some pushes completed and others are in flight.
-        while done.load(Ordering::SeqCst) < 10 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        // Kill once some pushes completed and two uploads are half-way (sessions open: one to
+        // resume, one to expire); with only `done` to go by, a kill between uploads left
+        // nothing to resume.
+        while done.load(Ordering::SeqCst) < 10
+            || (open.load(Ordering::SeqCst) < 2 && done.load(Ordering::SeqCst) < 50)
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -280,7 +296,24 @@ fn sigkill_mid_push() {
             let loc = format!("{url}{path}");
             let r = c.get(&loc).send().await.unwrap();
             if r.status() == 404 {
-                continue; // finished before the kill
+                // Finished before the kill (its blob is there), never lost.
+                let repo = path
+                    .split("/blobs/")
+                    .next()
+                    .unwrap()
+                    .trim_start_matches("/v2/");
+                let d = Digest::sha256(data);
+                let head = c
+                    .head(format!("{url}/v2/{repo}/blobs/{d}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    head.status(),
+                    200,
+                    "upload session {path} gone, blob {d} missing"
+                );
+                continue;
             }
             assert_eq!(r.status(), 204);
             let range = r.headers()["range"].to_str().unwrap().to_string();
