@@ -176,9 +176,10 @@ impl Storage {
     pub fn publish_upload(&self, repo: &str, data: &Path, d: &Digest) -> Result<(), StorageError> {
         let _g = self.gate.read().unwrap_or_else(|e| e.into_inner());
         let dest = self.content.blob_path(d);
-        if dest.is_file() {
-            let _ = fs::remove_file(data);
-        } else {
+        // An upload whose blob is already stored keeps its data until the repository link is
+        // made: killed in between, the session is still there to finish again.
+        let already = dest.is_file();
+        if !already {
             if self.durable {
                 File::open(data)
                     .and_then(|f| f.sync_all())
@@ -194,6 +195,9 @@ impl Storage {
                 path: dest,
                 reason: "blob vanished right after it was stored".into(),
             });
+        }
+        if already {
+            let _ = fs::remove_file(data);
         }
         Ok(())
     }
