@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-system.sh
-all=(ingest layer sandbox registry-client registry-server frontend)
+all=(ingest layer sandbox registry-client registry-server frontend build pipeline server)
 selected=("${@:-${all[@]}}")
 for name in "${selected[@]}"; do
   script="bench/$name.sh"
