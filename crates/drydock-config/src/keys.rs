@@ -146,6 +146,10 @@ pub(crate) const JOB: Keys = &[
         "secrets",
         "Secret groups the job gets as environment variables.",
     ),
+    (
+        "outputs",
+        "Values handed to the jobs that need this one (`needs.<job>.outputs.<name>`), evaluated when the job ends; usually `${{ steps.<id>.outputs.<name> }}`.",
+    ),
 ];
 
 pub(crate) const SERVICE: Keys = &[

@@ -279,6 +279,9 @@ pub struct Job {
     pub working_directory: Option<Spanned<String>>,
     pub shell: Option<Spanned<String>>,
     pub secrets: Vec<Spanned<String>>,
+    /// `outputs:`: name -> expression, evaluated when the job ends and handed to the jobs that
+    /// need it as `needs.<job>.outputs.<name>`.
+    pub outputs: Vec<(Spanned<String>, Expression)>,
 }
 
 /// A parsed and validated `drydock.yml`.

@@ -850,6 +850,7 @@ fn job(cx: &mut Cx<'_>, name: &Scalar, node: &Node) -> Job {
         working_directory: None,
         shell: None,
         secrets: Vec::new(),
+        outputs: Vec::new(),
     };
     let what = format!("jobs.{}", name.value);
     let mut saw_steps = false;
@@ -912,6 +913,7 @@ fn job(cx: &mut Cx<'_>, name: &Scalar, node: &Node) -> Job {
             "working-directory" => j.working_directory = cx.string(v, "working-directory"),
             "shell" => j.shell = cx.string(v, "shell"),
             "secrets" => j.secrets = cx.strings(v, "secrets"),
+            "outputs" => j.outputs = outputs(cx, v, &what),
             _ => {}
         }
     }
@@ -923,6 +925,27 @@ fn job(cx: &mut Cx<'_>, name: &Scalar, node: &Node) -> Job {
         );
     }
     j
+}
+
+/// A job's `outputs:`: output names (identifiers, as step ids) to expressions, which see what
+/// a step sees (GitHub: `steps`, `needs`, `env`, `secrets`, `job`, ...).
+fn outputs(cx: &mut Cx<'_>, node: &Node, what: &str) -> Vec<(Spanned<String>, Expression)> {
+    let mut out = Vec::new();
+    for (k, v) in cx.map_any(node, &format!("{what}.outputs")) {
+        if !is_ident(&k.value) {
+            cx.err(
+                Diagnostic::error(format!("`{}` is not a valid output name", k.value), k.span)
+                    .with_code("invalid-name")
+                    .with_hint(
+                        "names are letters, digits, `_` and `-`, starting with a letter or `_`",
+                    ),
+            );
+        }
+        if let Some(e) = cx.expression(v, &format!("{what}.outputs.{}", k.value), CTX_STEP) {
+            out.push((Spanned::new(k.value.clone(), k.span), e));
+        }
+    }
+    out
 }
 
 fn service(cx: &mut Cx<'_>, name: &Scalar, node: &Node) -> Option<Service> {

@@ -96,7 +96,7 @@ pub fn json_schema() -> Value {
             "needs" | "persist" | "secrets" => strings(),
             "if" => json!({ "type": ["string", "boolean"] }),
             "on" => triggers(),
-            "env" => string_map(),
+            "env" | "outputs" => string_map(),
             "timeout-minutes" => positive(),
             "continue-on-error" => bool_or_expr(),
             _ => string(),

@@ -34,6 +34,7 @@ fn schema_knows_every_documented_key() {
         "working-directory",
         "shell",
         "secrets",
+        "outputs",
     ] {
         assert!(job.get(k).is_some(), "job key {k}");
     }

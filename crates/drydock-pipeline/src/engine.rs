@@ -137,6 +137,8 @@ pub(crate) struct Finished {
     /// `images.NAME` as this job left it (built or pushed here).
     pub images: BTreeMap<String, ImageState>,
     pub persisted: Option<Persisted>,
+    /// The job's `outputs:` as evaluated when it ended (outputs holding a secret left out).
+    pub outputs: BTreeMap<String, String>,
     pub result: JobResult,
 }
 
@@ -148,6 +150,7 @@ impl Finished {
             continued: false,
             images: BTreeMap::new(),
             persisted: None,
+            outputs: BTreeMap::new(),
             result: JobResult {
                 name: name.to_string(),
                 status: Status::Failure,
@@ -579,7 +582,15 @@ impl Engine {
                     graph.names[d].clone(),
                     Value::from_pairs([
                         ("result", Value::string(result_word(f))),
-                        ("outputs", Value::object(BTreeMap::new())),
+                        (
+                            "outputs",
+                            Value::object(
+                                f.outputs
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), Value::string(v)))
+                                    .collect(),
+                            ),
+                        ),
                     ]),
                 );
             }
@@ -749,6 +760,7 @@ impl Engine {
             continued: false,
             images: BTreeMap::new(),
             persisted: None,
+            outputs: BTreeMap::new(),
             result,
         })
     }

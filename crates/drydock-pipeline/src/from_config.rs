@@ -276,6 +276,7 @@ pub fn from_config(cfg: config::Pipeline, file: &str, src: &str) -> Pipeline {
             continue_on_error: conv.flag(&j.continue_on_error),
             working_directory: j.working_directory.as_ref().map(|w| w.value.clone()),
             shell: j.shell.as_ref().map(|w| w.value.clone()),
+            outputs: conv.env(&j.outputs),
         });
     }
 

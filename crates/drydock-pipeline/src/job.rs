@@ -184,6 +184,7 @@ impl JobRunner<'_> {
             log.system(None, format!("service {name}: {how}"));
         }
         let cancelled = self.run.cancel.is_cancelled();
+        let outputs = self.outputs(&mut st, &log, &images, cancelled);
         if st.failure.is_none() && !cancelled && !job.persist.is_empty() {
             match workspace::persist(&self.engine.store, &st.workspace, &job.name, &job.persist) {
                 Ok(p) => {
@@ -260,6 +261,7 @@ impl JobRunner<'_> {
             continued,
             images: own,
             persisted: st.persisted.clone(),
+            outputs,
             result: JobResult {
                 name: job.name.clone(),
                 status,
@@ -270,6 +272,53 @@ impl JobRunner<'_> {
                 duration_ms: started.elapsed().as_millis() as u64,
             },
         }
+    }
+
+    /// The job's `outputs:`, evaluated at its end (success or failure, as GitHub does) in its
+    /// contexts. An output whose value the masker would mask is left out, with a warning in the
+    /// log; one that fails to evaluate fails the job.
+    fn outputs(
+        &self,
+        st: &mut State,
+        log: &Arc<JobLog>,
+        images: &BTreeMap<String, ImageState>,
+        cancelled: bool,
+    ) -> BTreeMap<String, String> {
+        let job = self.job();
+        let mut out = BTreeMap::new();
+        if job.outputs.is_empty() {
+            return out;
+        }
+        st.contexts.job_status = if cancelled {
+            "cancelled"
+        } else if st.failure.is_some() {
+            "failure"
+        } else {
+            "success"
+        };
+        st.contexts.images = images.clone();
+        let value = st.contexts.value();
+        for (name, t) in &job.outputs {
+            match ctx::text(t, &value) {
+                Ok(v) if self.masker.mask(&v) != v => log.system(
+                    None,
+                    format!(
+                        "warning: output {name} was skipped because it contains a secret (outputs holding secrets are not passed to other jobs)"
+                    ),
+                ),
+                Ok(v) => {
+                    out.insert(name.clone(), v);
+                }
+                Err(e) => {
+                    let e = format!("output {name}: {}", self.masker.mask(&e));
+                    log.system(None, &e);
+                    if st.failure.is_none() {
+                        st.failure = Some(e);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Secrets, contexts, env, workspace, image, services.

@@ -162,6 +162,9 @@ pub struct Job {
     pub continue_on_error: Flag,
     pub working_directory: Option<String>,
     pub shell: Option<String>,
+    /// `outputs:`: evaluated when the job ends (whatever its result) in the job's contexts,
+    /// handed to dependents as `needs.<job>.outputs.<name>`.
+    pub outputs: Vec<(String, Text)>,
 }
 
 impl fmt::Debug for Job {
@@ -179,6 +182,7 @@ impl fmt::Debug for Job {
             .field("persist", &self.persist)
             .field("timeout", &self.timeout)
             .field("continue_on_error", &self.continue_on_error)
+            .field("outputs", &self.outputs)
             .finish()
     }
 }

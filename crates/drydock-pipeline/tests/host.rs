@@ -542,3 +542,154 @@ fn an_event_the_pipeline_does_not_accept_skips_every_job_with_the_reason() {
     assert!(!rec.text().contains("stdout: ran"), "{}", rec.text());
     assert_eq!(home.db.run(r.run_id).unwrap().status, Status::Skipped);
 }
+
+/// The log lines of job `name` in the database.
+fn job_log(home: &Home, run_id: i64, name: &str) -> Vec<String> {
+    let detail = home.db.run_detail(run_id).unwrap();
+    let (job, _) = detail.jobs.iter().find(|(j, _)| j.name == name).unwrap();
+    home.db
+        .logs(job.id, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect()
+}
+
+#[test]
+fn job_outputs_reach_the_jobs_that_need_them() {
+    if !git_ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let yml = r#"
+jobs:
+  A:
+    env:
+      SUFFIX: rc1
+    outputs:
+      x: ${{ steps.ver.outputs.version }}
+      both: "${{ steps.ver.outputs.version }}-${{ env.SUFFIX }}"
+      none: ${{ steps.ver.outputs.missing }}
+    steps:
+      - id: ver
+        run: echo "version=1.2.3" >> "$GITHUB_OUTPUT"
+  B:
+    needs: [A]
+    if: needs.A.outputs.x == '1.2.3'
+    steps:
+      - run: echo "B got [${{ needs.A.outputs.x }}] [${{ needs.A.outputs.both }}] [${{ needs.A.outputs.none }}] [${{ needs.A.outputs.undeclared }}]"
+      - if: needs.A.outputs.x != '1.2.3'
+        run: echo "B-wrong-branch"
+  C:
+    needs: [A]
+    if: needs.A.outputs.x == '9.9.9'
+    steps:
+      - run: echo "C-should-not-run"
+"#;
+    let repo = repo(t.path(), &[("drydock.yml", yml)]);
+    let home = Home::new();
+    let engine = home.engine(no_builder());
+    let (r, rec) = Run::new(&engine, &repo).go();
+    assert_job(&r, &rec, "A", Status::Success);
+    assert_job(&r, &rec, "B", Status::Success);
+    assert_job(&r, &rec, "C", Status::Skipped);
+    let text = rec.text();
+    assert!(text.contains("B got [1.2.3] [1.2.3-rc1] [] []"), "{text}");
+    assert!(!text.contains("B-wrong-branch"), "{text}");
+    assert!(!text.contains("C-should-not-run"), "{text}");
+    assert_eq!(
+        r.job("C").unwrap().reason.as_deref(),
+        Some("if: needs.A.outputs.x == '9.9.9' was false")
+    );
+}
+
+#[test]
+fn a_job_output_holding_a_secret_is_not_passed_on() {
+    if !git_ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let yml = r#"
+secrets:
+  hub:
+    keys: [HUB_TOKEN]
+jobs:
+  A:
+    secrets: [hub]
+    outputs:
+      token: ${{ secrets.HUB_TOKEN }}
+      wrapped: ${{ steps.s.outputs.wrapped }}
+      plain: ${{ steps.s.outputs.plain }}
+    steps:
+      - id: s
+        run: |
+          echo "wrapped=before-$HUB_TOKEN-after" >> "$GITHUB_OUTPUT"
+          echo "plain=harmless" >> "$GITHUB_OUTPUT"
+  B:
+    needs: [A]
+    steps:
+      - run: echo "B sees [${{ needs.A.outputs.token }}] [${{ needs.A.outputs.wrapped }}] [${{ needs.A.outputs.plain }}]"
+"#;
+    let repo = repo(t.path(), &[("drydock.yml", yml)]);
+    let home = Home::new();
+    let engine = home.engine(no_builder());
+    let secret = "hunter2-very-secret";
+    let mut run = Run::new(&engine, &repo);
+    run.secrets = vec![("HUB_TOKEN", secret)];
+    let (r, rec) = run.go();
+    assert_job(&r, &rec, "A", Status::Success);
+    assert_job(&r, &rec, "B", Status::Success);
+    let text = rec.text();
+    assert!(text.contains("B sees [] [] [harmless]"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    let log = job_log(&home, r.run_id, "A");
+    for name in ["token", "wrapped"] {
+        let want = format!("warning: output {name} was skipped because it contains a secret");
+        assert!(log.iter().any(|l| l.starts_with(&want)), "{name}: {log:?}");
+    }
+    assert!(!log.iter().any(|l| l.contains("output plain")), "{log:?}");
+    for l in log.iter().chain(job_log(&home, r.run_id, "B").iter()) {
+        assert!(!l.contains(secret), "{l}");
+    }
+}
+
+#[test]
+fn outputs_of_a_failed_job_reach_a_dependent_that_runs_always() {
+    if !git_ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let yml = r#"
+jobs:
+  A:
+    outputs:
+      x: ${{ steps.first.outputs.x }}
+      status: ${{ job.status }}
+    steps:
+      - id: first
+        run: echo "x=from-failed-job" >> "$GITHUB_OUTPUT"
+      - run: exit 4
+  B:
+    needs: [A]
+    if: always()
+    steps:
+      - run: echo "B after ${{ needs.A.result }} got [${{ needs.A.outputs.x }}] [${{ needs.A.outputs.status }}]"
+  C:
+    needs: [A]
+    steps:
+      - run: echo "C-should-not-run"
+"#;
+    let repo = repo(t.path(), &[("drydock.yml", yml)]);
+    let home = Home::new();
+    let engine = home.engine(no_builder());
+    let (r, rec) = Run::new(&engine, &repo).go();
+    assert_job(&r, &rec, "A", Status::Failure);
+    assert_job(&r, &rec, "B", Status::Success);
+    assert_job(&r, &rec, "C", Status::Skipped);
+    let text = rec.text();
+    assert!(
+        text.contains("B after failure got [from-failed-job] [failure]"),
+        "{text}"
+    );
+    assert!(!text.contains("C-should-not-run"), "{text}");
+}
