@@ -1,10 +1,12 @@
-//! Rootless builds and pipelines: `drydock build`, `drydock builder prune` and `drydock run`
-//! started by a non-root user re-run themselves inside a user namespace that maps the user's `/etc/subuid` and
+//! Rootless builds, pipelines and servers: `drydock build`, `drydock builder prune`,
+//! `drydock run` and `drydock serve` started by a non-root user re-run themselves inside a user
+//! namespace that maps the user's `/etc/subuid` and
 //! `/etc/subgid` ranges (container 0 = the user, 1.. = the subordinate ids), where they are root:
 //! layers are extracted with their owners, `COPY --chown` works, layer tars record the ids a
 //! root build records, and snapshots owned by subordinate ids can be deleted. A pipeline run
 //! inside works as root of the namespace too: host-shell steps, sandboxed jobs and `images:`
-//! builds; what it writes as root (the run database, logs) belongs to the user outside. See
+//! builds; what it writes as root (the run database, logs) belongs to the user outside. A
+//! server inside runs its queued pipelines the same way. See
 //! `drydock_sandbox::userns`.
 
 use std::ffi::OsString;
@@ -32,14 +34,14 @@ pub fn enter_or_reexec() -> anyhow::Result<Option<ExitCode>> {
         return Ok(None);
     };
     // A pipeline of host-shell jobs needs no namespace: without subordinate ids, `drydock run`
-    // goes on as the user (the engine refuses image jobs and `images:` builds itself, naming
-    // why); builds and prunes have no such half and keep the error.
-    if what == "drydock run"
+    // and `drydock serve` go on as the user (the engine refuses image jobs and `images:` builds
+    // itself, naming why); builds and prunes have no such half and keep the error.
+    if matches!(what, "drydock run" | "drydock serve")
         && let Err(e) = drydock_sandbox::userns::check_subordinate_ids(what)
     {
         eprintln!(
             "warning: {e}
-  drydock run goes on without a user namespace: host jobs run, jobs with an image and images: builds will fail"
+  {what} goes on without a user namespace: host jobs run, jobs with an image and images: builds will fail"
         );
         return Ok(None);
     }
@@ -60,7 +62,7 @@ pub fn reexecuted() -> bool {
 }
 
 /// The commands that write or delete files owned by the image's users (a pipeline run extracts
-/// images for its jobs and builds its `images:`).
+/// images for its jobs and builds its `images:`; a server runs pipelines).
 fn needs_user_namespace(args: impl IntoIterator<Item = OsString>) -> Option<&'static str> {
     let m = Cli::command().try_get_matches_from(args).ok()?;
     let flag = |m: &clap::ArgMatches, id: &str| {
@@ -74,6 +76,9 @@ fn needs_user_namespace(args: impl IntoIterator<Item = OsString>) -> Option<&'st
         ("build", b) if !flag(b, "check") => Some("drydock build"),
         ("builder", b) if b.subcommand_name() == Some("prune") => Some("drydock builder prune"),
         ("run", _) => Some("drydock run"),
+        // `--rotate-key` only rewrites the database, but inside it is written as the user
+        // too, so it needs no exception.
+        ("serve", _) => Some("drydock serve"),
         _ => None,
     }
 }
@@ -87,7 +92,7 @@ mod tests {
     }
 
     #[test]
-    fn builds_prunes_and_runs_need_the_namespace_checks_and_reads_do_not() {
+    fn builds_prunes_runs_and_servers_need_the_namespace_checks_and_reads_do_not() {
         assert_eq!(needs(&["drydock", "build", "."]), Some("drydock build"));
         assert_eq!(
             needs(&["drydock", "build", "-t", "x", "--progress=plain", "ctx"]),
@@ -107,7 +112,24 @@ mod tests {
         assert_eq!(needs(&["drydock", "run", "--help"]), None);
         assert_eq!(needs(&["drydock", "runs"]), None);
         assert_eq!(needs(&["drydock", "logs", "1"]), None);
-        assert_eq!(needs(&["drydock", "serve"]), None);
+        assert_eq!(needs(&["drydock", "serve"]), Some("drydock serve"));
+        assert_eq!(
+            needs(&[
+                "drydock",
+                "serve",
+                "--listen",
+                "0.0.0.0:8080",
+                "--jobs",
+                "2"
+            ]),
+            Some("drydock serve")
+        );
+        assert_eq!(
+            needs(&["drydock", "serve", "--rotate-key"]),
+            Some("drydock serve")
+        );
+        assert_eq!(needs(&["drydock", "serve", "--help"]), None);
+        assert_eq!(needs(&["drydock", "serve", "--no-such-flag"]), None);
         assert_eq!(needs(&["drydock", "images"]), None);
         assert_eq!(needs(&["drydock", "build", "--no-such-flag"]), None);
     }
