@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Out, open_dir, rootless_preconditions, run_as};
+use common::{Out, open_dir, rootless_preconditions, run_as, seed_busybox};
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -120,15 +120,7 @@ fn a_rootless_build_gives_the_image_a_root_build_gives_and_prune_cleans_up_after
     }
 
     // The same busybox image in both homes: made by root, its store copied to the user.
-    let out = drydock(None, &root_home, tmp.path(), &["kit", "busybox"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(root_home.join("content"))
-        .arg(&user_home)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    seed_busybox(&root_home, &user_home);
     chown_recursive(&user_home, uid, gid);
 
     let (user_digest, user_log) = build_at_epoch(Some(USER), &user_home, &ctx);

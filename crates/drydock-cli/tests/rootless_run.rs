@@ -7,12 +7,11 @@
 
 mod common;
 
-use common::{Out, open_dir, rootless_preconditions, run_as};
+use common::{Out, commit_repo, open_dir, rootless_preconditions, run_as, seed_busybox};
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use drydock_testkit::git;
 use drydock_testkit::users::{chown_recursive, ensure_user_with_subids};
@@ -89,31 +88,19 @@ fn a_rootless_run_runs_host_sandboxed_and_build_jobs_and_its_records_stay_the_us
     let user_dir = open_dir(tmp.path(), "user");
 
     // The same busybox image in both homes: made by root, its store copied to the user.
-    let out = drydock(None, &root_home, &user_dir, tmp.path(), &["kit", "busybox"]);
-    assert_eq!(out.code, 0, "{}", out.text());
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(root_home.join("content"))
-        .arg(&home)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    seed_busybox(&root_home, &home);
 
     // The repository, committed by root, then given to the user.
     let repo = open_dir(tmp.path(), "repo");
-    git(&repo, &["init", "-q", "-b", "main"]);
-    for (p, c) in [
-        ("drydock.yml", PIPELINE),
-        ("data.txt", "data from the workspace\n"),
-        ("tiny/Dockerfile", DOCKERFILE),
-        ("tiny/msg", "tiny message\n"),
-    ] {
-        let path = repo.join(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, c).unwrap();
-    }
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "initial"]);
+    commit_repo(
+        &repo,
+        &[
+            ("drydock.yml", PIPELINE),
+            ("data.txt", "data from the workspace\n"),
+            ("tiny/Dockerfile", DOCKERFILE),
+            ("tiny/msg", "tiny message\n"),
+        ],
+    );
     let commit_time = git(&repo, &["show", "-s", "--format=%ct", "HEAD"]);
     for d in [&home, &user_dir, &repo] {
         chown_recursive(d, uid, gid);
@@ -248,14 +235,13 @@ fn a_user_without_subordinate_ids_still_runs_host_jobs_with_a_warning() {
     let home = open_dir(tmp.path(), "home");
     let user_dir = open_dir(tmp.path(), "user");
     let repo = open_dir(tmp.path(), "repo");
-    fs::write(
-        repo.join("drydock.yml"),
-        "jobs:\n  host:\n    steps:\n      - run: echo \"host uid $(id -u)\"\n",
-    )
-    .unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "initial"]);
+    commit_repo(
+        &repo,
+        &[(
+            "drydock.yml",
+            "jobs:\n  host:\n    steps:\n      - run: echo \"host uid $(id -u)\"\n",
+        )],
+    );
     chown_recursive(tmp.path(), uid, gid);
     let out = drydock(Some(NO_SUBIDS_USER), &home, &user_dir, &repo, &["run"]);
     assert_eq!(out.code, 0, "{}", out.text());

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Out, open_dir, rootless_preconditions, run_as};
+use common::{Out, commit_repo, open_dir, rootless_preconditions, run_as, seed_busybox};
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +15,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drydock_testkit::git;
 use drydock_testkit::users::{chown_recursive, ensure_user_with_subids};
 
 const USER: &str = "drydock-rootless";
@@ -156,31 +155,19 @@ fn a_rootless_server_runs_image_jobs_and_builds_images() {
     let user_dir = open_dir(tmp.path(), "user");
 
     // The busybox image in the server's store: made by root, its store copied to the user.
-    let out = run_as(None, &root_home, None, tmp.path(), &["kit", "busybox"]);
-    assert_eq!(out.code, 0, "{}", out.text());
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(root_home.join("content"))
-        .arg(&home)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    seed_busybox(&root_home, &home);
 
     // The repository, committed by root, then given to the user.
     let repo = open_dir(tmp.path(), "app");
-    git(&repo, &["init", "-q", "-b", "main"]);
-    for (p, c) in [
-        ("drydock.yml", PIPELINE),
-        ("data.txt", "data from the workspace\n"),
-        ("tiny/Dockerfile", DOCKERFILE),
-        ("tiny/msg", "tiny message\n"),
-    ] {
-        let path = repo.join(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, c).unwrap();
-    }
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "initial"]);
+    commit_repo(
+        &repo,
+        &[
+            ("drydock.yml", PIPELINE),
+            ("data.txt", "data from the workspace\n"),
+            ("tiny/Dockerfile", DOCKERFILE),
+            ("tiny/msg", "tiny message\n"),
+        ],
+    );
     for d in [&home, &user_dir, &repo] {
         chown_recursive(d, uid, gid);
     }

@@ -96,3 +96,34 @@ pub fn open_dir(parent: &Path, name: &str) -> PathBuf {
     fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
     d
 }
+
+/// Makes busybox with `drydock kit busybox` as root in `root_home` and copies that store into
+/// `user_home` (the unprivileged user cannot run the kit: it needs root).
+pub fn seed_busybox(root_home: &Path, user_home: &Path) {
+    let out = run_as(None, root_home, None, root_home, &["kit", "busybox"]);
+    assert_eq!(out.code, 0, "{}", out.text());
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(root_home.join("content"))
+        .arg(user_home)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "cp -a {} {}",
+        root_home.display(),
+        user_home.display()
+    );
+}
+
+/// A git repository at `repo` (branch `main`) with `files` (relative path, content), committed.
+pub fn commit_repo(repo: &Path, files: &[(&str, &str)]) {
+    drydock_testkit::git(repo, &["init", "-q", "-b", "main"]);
+    for (p, c) in files {
+        let path = repo.join(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, c).unwrap();
+    }
+    drydock_testkit::git(repo, &["add", "-A"]);
+    drydock_testkit::git(repo, &["commit", "-q", "-m", "initial"]);
+}
