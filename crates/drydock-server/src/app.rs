@@ -140,6 +140,24 @@ pub struct RunRequest {
     pub keep: Option<String>,
 }
 
+impl RunRequest {
+    /// A run of the whole pipeline for `event`: no job filter, chain, retry, approval or kept
+    /// jobs (set those fields on the result where they apply).
+    pub fn new(project: Project, loaded: Arc<Loaded>, event: Event, cause: String) -> Self {
+        Self {
+            project,
+            loaded,
+            event,
+            cause,
+            only_job: None,
+            chain: None,
+            retry_of: None,
+            approved_by: None,
+            keep: None,
+        }
+    }
+}
+
 /// The engine, dropped on a thread of its own: its registry client owns a runtime, which
 /// must not be dropped inside the server's async tasks.
 pub struct EngineCell(Option<Arc<Engine>>);

@@ -133,15 +133,9 @@ fn start_step(app: &Arc<App>, mut c: Chain) -> Result<i64, Refused> {
             c.cause.as_deref().unwrap_or("started")
         );
         app.enqueue(RunRequest {
-            project,
-            loaded,
-            event: ev,
-            cause,
             only_job: Some(step.job().to_string()),
             chain: Some((c.id, k as i64)),
-            retry_of: None,
-            approved_by: None,
-            keep: None,
+            ..RunRequest::new(project, loaded, ev, cause)
         })
         .map_err(|e| e.to_string())
     })();

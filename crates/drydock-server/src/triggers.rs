@@ -132,17 +132,7 @@ pub fn from_webhook(app: &Arc<App>, project: &Project, t: Trigger) -> Result<Out
         .unwrap_or_default();
     let cause = format!("{}{by}{fork_note}", ev.describe_cause());
     let id = app
-        .enqueue(RunRequest {
-            project: project.clone(),
-            loaded,
-            event: ev,
-            cause,
-            only_job: None,
-            chain: None,
-            retry_of: None,
-            approved_by: None,
-            keep: None,
-        })
+        .enqueue(RunRequest::new(project.clone(), loaded, ev, cause))
         .map_err(|e| Refused::new(500, e.to_string()))?;
     Ok(Outcome::Started(vec![id]))
 }
@@ -192,15 +182,8 @@ pub fn manual(
         &sha[..7.min(sha.len())]
     );
     app.enqueue(RunRequest {
-        project: project.clone(),
-        loaded,
-        event: ev,
-        cause,
         only_job: job.map(String::from),
-        chain: None,
-        retry_of: None,
-        approved_by: None,
-        keep: None,
+        ..RunRequest::new(project.clone(), loaded, ev, cause)
     })
     .map_err(|e| Refused::new(500, e.to_string()))
 }
@@ -386,18 +369,7 @@ fn fire(
         tracing::info!(project, reason = %why, "trigger does not run the pipeline");
         return None;
     }
-    app.enqueue(RunRequest {
-        project: p,
-        loaded,
-        event: ev,
-        cause,
-        only_job: None,
-        chain: None,
-        retry_of: None,
-        approved_by: None,
-        keep: None,
-    })
-    .ok()
+    app.enqueue(RunRequest::new(p, loaded, ev, cause)).ok()
 }
 
 /// Fires every schedule whose next tick after its last firing has passed: once, however
