@@ -13,8 +13,8 @@ use bytes::Bytes;
 use drydock_oci::Digest;
 
 use super::{
-    Ctx, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, blocking, drain_body, empty, query_get,
-    query_pairs,
+    Ctx, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, blocking, empty, query_get, query_pairs,
+    with_body,
 };
 use crate::auth::Action;
 use crate::error::ApiError;
@@ -196,24 +196,6 @@ fn upload_headers(name: &str, s: &Session) -> Vec<(HeaderName, String)> {
         (header::RANGE, range_header(s.len)),
         (DOCKER_UPLOAD_UUID, s.id.clone()),
     ]
-}
-
-/// Upload requests that carry a body (POST, PATCH, PUT) take it only once they have accepted the
-/// request. A body left unread (the request was refused first, or had no use for one) is read
-/// to its end before the answer goes out, so that a client still sending it gets the answer
-/// rather than a reset connection: see [`drain_body`].
-async fn with_body(
-    req: Request,
-    handler: impl AsyncFnOnce(&Parts, &mut Option<Body>) -> Result<Response, ApiError>,
-) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let mut body = Some(body);
-    // The handler (and any session lock it took) is done before the body is drained.
-    let result = handler(&parts, &mut body).await;
-    if let Some(body) = body {
-        drain_body(&parts.headers, body).await;
-    }
-    result
 }
 
 pub(super) async fn start_upload(

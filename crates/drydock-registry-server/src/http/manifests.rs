@@ -5,12 +5,15 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use drydock_oci::Digest;
 use http_body_util::BodyExt;
 
-use super::{Ctx, DOCKER_CONTENT_DIGEST, DRAIN_LIMIT, OCI_SUBJECT, blocking, empty, query_pairs};
+use super::{
+    Ctx, DOCKER_CONTENT_DIGEST, OCI_SUBJECT, blocking, drain_rest, empty, query_pairs, with_body,
+};
 use crate::auth::Action;
 use crate::error::ApiError;
 use crate::events::{Event, EventAction, EventTarget};
@@ -21,33 +24,36 @@ enum BodyError {
     Read(String),
 }
 
-/// Reads a manifest body of at most `max` bytes. A larger one (declared or sent) is read to
-/// its end, up to [`DRAIN_LIMIT`], without being kept, then refused.
+/// Reads a manifest body of at most `max` bytes (declared or sent). A declared larger one is
+/// left in `slot` unread (the caller drains it as it drains every refused body); one that turns
+/// out larger while streaming is read to its end, up to [`DRAIN_LIMIT`](super::DRAIN_LIMIT) in all, then refused.
 async fn read_manifest_body(
-    mut body: Body,
+    headers: &HeaderMap,
+    slot: &mut Option<Body>,
     max: u64,
-    declared: Option<u64>,
 ) -> Result<Vec<u8>, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|d| d > max) {
+        return Err(BodyError::TooLarge);
+    }
+    let Some(mut body) = slot.take() else {
+        return Ok(Vec::new());
+    };
     let mut kept = Vec::new();
-    let mut seen = 0u64;
-    let over = |seen: u64| seen > max || declared.is_some_and(|d| d > max);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        seen += data.len() as u64;
-        if over(seen) {
-            if seen > DRAIN_LIMIT {
-                break;
-            }
-            kept = Vec::new();
-            continue;
+        let seen = (kept.len() + data.len()) as u64;
+        if seen > max {
+            drain_rest(body, seen).await;
+            return Err(BodyError::TooLarge);
         }
         kept.extend_from_slice(&data);
-    }
-    if over(seen) {
-        return Err(BodyError::TooLarge);
     }
     Ok(kept)
 }
@@ -120,6 +126,19 @@ pub(super) async fn put(
     reference: &str,
     req: Request,
 ) -> Result<Response, ApiError> {
+    with_body(req, async |parts, body| {
+        put_with(ctx, name, reference, parts, body).await
+    })
+    .await
+}
+
+async fn put_with(
+    ctx: &Ctx,
+    name: &str,
+    reference: &str,
+    parts: &Parts,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
     ctx.require(name, Action::Push)?;
     let r = parse_reference(reference).map_err(|e| match e {
         RefError::Digest(m) => ApiError::digest_invalid(m).with_detail(serde_json::json!({ "reference": reference })),
@@ -127,9 +146,9 @@ pub(super) async fn put(
             "invalid tag {reference:?}: a tag is 1 to 128 characters of [A-Za-z0-9_.-] and starts with a letter, digit or '_'"
         )),
     })?;
-    let q = query_pairs(req.uri());
-    let content_type = req
-        .headers()
+    let q = query_pairs(&parts.uri);
+    let content_type = parts
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
@@ -139,12 +158,7 @@ pub(super) async fn put(
             "manifest exceeds the registry's limit of {max} bytes"
         ))
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let bytes = match read_manifest_body(req.into_body(), max, declared).await {
+    let bytes = match read_manifest_body(&parts.headers, body, max).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return Err(too_large()),
         Err(BodyError::Read(e)) => {

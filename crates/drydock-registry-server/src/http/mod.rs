@@ -14,6 +14,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -53,14 +54,36 @@ pub(crate) async fn drain_body(headers: &HeaderMap, body: Body) {
     if expects_continue || declared_over {
         return;
     }
+    drain_rest(body, 0).await;
+}
+
+/// Reads and drops what is left of `body`, of which `seen` bytes were read already, until
+/// [`DRAIN_LIMIT`] bytes in all.
+pub(crate) async fn drain_rest(body: Body, mut seen: u64) {
     let mut stream = body.into_data_stream();
-    let mut seen = 0u64;
-    while let Some(Ok(data)) = stream.next().await {
+    while seen <= DRAIN_LIMIT
+        && let Some(Ok(data)) = stream.next().await
+    {
         seen += data.len() as u64;
-        if seen > DRAIN_LIMIT {
-            break;
-        }
     }
+}
+
+/// Requests that carry a body take it only once they have accepted the request. A body left
+/// unread (the request was refused first, or had no use for one) is read to its end before the
+/// answer goes out, so that a client still sending it gets the answer rather than a reset
+/// connection: see [`drain_body`].
+pub(crate) async fn with_body(
+    req: Request,
+    handler: impl AsyncFnOnce(&Parts, &mut Option<Body>) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    // The handler (and any lock it took) is done before the body is drained.
+    let result = handler(&parts, &mut body).await;
+    if let Some(body) = body {
+        drain_body(&parts.headers, body).await;
+    }
+    result
 }
 
 /// Set by the server on TLS connections, so that derived URLs say `https`.
