@@ -136,6 +136,11 @@ impl Builder {
         let (source, ignore) = self.read_dockerfile(&req.dockerfile, &context)?;
         let epoch = req.source_date_epoch.or(context.commit_time).unwrap_or(0);
         let df = drydock_dockerfile::parse(&source.text);
+        let stage_count = df
+            .instructions
+            .iter()
+            .filter(|i| i.keyword == drydock_dockerfile::Keyword::From)
+            .count();
         let platforms = if req.platforms.is_empty() {
             vec![Platform::host()]
         } else {
@@ -201,6 +206,7 @@ impl Builder {
                 init_binary: self.init_binary.clone(),
                 images: &images,
                 source: Some(&source),
+                stage_count,
                 rootless: self.rootless,
                 progress: progress.clone(),
                 step_ids: &step_ids,

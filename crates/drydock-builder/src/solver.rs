@@ -63,6 +63,9 @@ pub struct Env<'a> {
     /// Base images by manifest digest: their layers.
     pub images: &'a HashMap<Digest, Chain>,
     pub source: Option<&'a SourceText>,
+    /// How many stages (FROM instructions) the Dockerfile has, used or not: BuildKit names the
+    /// stage in step names (`[build 2/4]`) only when there are several (`[2/5]` else).
+    pub stage_count: usize,
     pub rootless: bool,
     pub progress: Progress,
     /// Step numbering shared by the platforms of one build.
@@ -100,7 +103,6 @@ struct Solver<'a, 'e> {
     executed: Mutex<usize>,
     /// Cancelled by the caller's token, or by the first failure (stops the other steps).
     cancel: crate::progress::Cancel,
-    stage_count: std::sync::OnceLock<usize>,
 }
 
 pub fn solve(plan: &Plan, env: &Env<'_>, needed: &[OpId]) -> Result<Solved, BuildError> {
@@ -118,7 +120,6 @@ pub fn solve(plan: &Plan, env: &Env<'_>, needed: &[OpId]) -> Result<Solved, Buil
         cached: Mutex::new(0),
         executed: Mutex::new(0),
         cancel: env.req.cancel.child(),
-        stage_count: std::sync::OnceLock::new(),
     };
     s.compute_keys()?;
     let pending = s.demand(needed)?;
@@ -491,8 +492,7 @@ impl Solver<'_, '_> {
         let mut ids = self.env.step_ids.lock().ok()?;
         let n = ids.len() + 1;
         let sid = *ids.entry(id.clone()).or_insert(n);
-        // BuildKit names the stage only when the Dockerfile has several (`[2/5]` else).
-        let stage = if self.stage_count() < 2 {
+        let stage = if self.env.stage_count < 2 {
             String::new()
         } else if loc.stage.bytes().all(|b| b.is_ascii_digit()) {
             format!("stage-{} ", loc.stage)
@@ -524,19 +524,6 @@ impl Solver<'_, '_> {
             id: sid,
             name: format!("[{stage}{pos}/{}] {text}", starts.len()),
             stage: Some(loc.stage.clone()),
-        })
-    }
-
-    /// How many stages (FROM instructions) the Dockerfile has, used or not.
-    fn stage_count(&self) -> usize {
-        *self.stage_count.get_or_init(|| {
-            self.env.source.map_or(1, |s| {
-                drydock_dockerfile::parse(&s.text)
-                    .instructions
-                    .iter()
-                    .filter(|i| i.keyword == drydock_dockerfile::Keyword::From)
-                    .count()
-            })
         })
     }
 
