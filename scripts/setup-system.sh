@@ -9,7 +9,7 @@ packages=(
   # base images from the host (drydock kit)
   busybox-static debootstrap
   # tools the tests and benchmarks compare with or drive
-  pigz zstd apache2-utils openssl git uidmap iproute2 python3-pip curl
+  pigz zstd apache2-utils openssl git uidmap iproute2 python3-pip curl procps time
   # the web UI test drives a real headless browser
   chromium chromium-driver
 )
