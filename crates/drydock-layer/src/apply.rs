@@ -421,6 +421,10 @@ impl Applier<'_> {
                     Mode::empty(),
                 )
                 .map_err(|e| apply_err("opening directory", e.into()))?;
+                if existing == Some(FileType::Directory) && !self.opts.no_xattrs {
+                    drop_stale_xattrs(fd.as_fd(), &meta.xattrs)
+                        .map_err(|e| apply_err("removing an xattr", e))?;
+                }
                 self.owner_xattrs(fd.as_fd(), &meta, name)?;
                 if self.whited.contains(&join(&comps)) {
                     self.set_opaque(fd.as_fd(), name)?;
@@ -809,4 +813,32 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// A directory entry describes the directory's whole metadata, but an existing directory is
+/// kept rather than recreated (its children stay): so the xattrs a layer would carry and this
+/// entry does not are removed, or a directory that lost an xattr in the upper tree would keep it
+/// after apply. Overlayfs' own and SELinux xattrs are not layer content and are left alone.
+fn drop_stale_xattrs(dir: BorrowedFd<'_>, keep: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+    let mut names = vec![0u8; 1024];
+    let len = loop {
+        match rustix::fs::flistxattr(dir, &mut names[..]) {
+            Ok(n) => break n,
+            Err(Errno::RANGE) => {
+                let want = rustix::fs::flistxattr_query(dir)?;
+                names.resize(want.max(names.len() * 2), 0);
+            }
+            Err(Errno::NOTSUP) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if crate::write::xattr_in_layer(name) && !keep.iter().any(|(k, _)| k == name) {
+            match rustix::fs::fremovexattr(dir, name) {
+                Ok(()) | Err(Errno::NODATA) | Err(Errno::NOTSUP) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }

@@ -590,3 +590,47 @@ fn overlay_upper_diff_reads_the_lowers_like_overlayfs() {
     assert!(n.contains(&"w".to_string()), "{n:?}");
     assert!(!n.contains(&"p/g".to_string()), "{n:?}");
 }
+
+/// Found by the round-trip property in CI: a directory replaced by a file and then by a new
+/// directory (so it lost its xattr) was applied onto the lower one, which kept its xattr.
+#[test]
+fn a_directory_that_lost_its_xattrs_loses_them_after_apply() {
+    let lower = tempfile::tempdir().unwrap();
+    let dir = lower.path().join("d");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("f"), b"f").unwrap();
+    for (name, value) in [
+        ("user.empty", &b""[..]),
+        ("user.kept", b"v"),
+        ("user.gone", b"g"),
+    ] {
+        rustix::fs::lsetxattr(&dir, name, value, rustix::fs::XattrFlags::empty()).unwrap();
+    }
+    let upper = tempfile::tempdir().unwrap();
+    copy_tree(lower.path(), upper.path());
+    let up = upper.path().join("d");
+    for name in ["user.empty", "user.gone"] {
+        rustix::fs::lremovexattr(&up, name).unwrap();
+    }
+    let mut layer = Vec::new();
+    diff_trees(
+        lower.path(),
+        upper.path(),
+        &mut layer,
+        &DiffOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(names(&layer), ["d/"]);
+    let result = tempfile::tempdir().unwrap();
+    copy_tree(lower.path(), result.path());
+    apply(&layer[..], result.path(), &ApplyOptions::default()).unwrap();
+    assert_eq!(
+        snapshot(result.path())["d"].xattrs,
+        snapshot(upper.path())["d"].xattrs
+    );
+    assert_eq!(snapshot(result.path())["d"].xattrs.len(), 1);
+    assert!(
+        result.path().join("d/f").exists(),
+        "the directory's children stay"
+    );
+}
