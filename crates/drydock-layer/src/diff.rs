@@ -279,6 +279,7 @@ pub fn diff_overlay_upper(
     let nodes = walk::collect(upper, opts.tar.filter.as_ref(), true)?;
     let mut emit = Vec::with_capacity(nodes.len());
     let mut markers = Vec::new();
+    let mut absent_dirs: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
     for n in &nodes {
         for prefix in [&b"trusted.overlay."[..], b"user.overlay."] {
             for what in [&b"redirect"[..], b"metacopy"] {
@@ -310,10 +311,24 @@ pub fn diff_overlay_upper(
         if opaque {
             markers.push(child(&n.rel, b".wh..wh..opq"));
             emit.push(true);
+            // What is below hides the lowers, so it goes in even where a lower has its twin.
+            absent_dirs.insert(n.rel.as_slice());
             continue;
         }
-        let changed = match find_lower(lowers, &n.rel, !opts.tar.no_xattrs)? {
-            None => true,
+        // Nodes come parents first: below a directory no lower shows, no lower shows anything,
+        // so a new tree (a COPY into a new directory) costs no lookups in the lowers.
+        let lower = if absent_dirs.contains(parent_of(&n.rel)) {
+            None
+        } else {
+            find_lower(lowers, &n.rel, !opts.tar.no_xattrs)?
+        };
+        let changed = match lower {
+            None => {
+                if n.kind == NodeKind::Dir {
+                    absent_dirs.insert(n.rel.as_slice());
+                }
+                true
+            }
             Some(l) => !unchanged(&l, n, opts)?,
         };
         emit.push(changed);

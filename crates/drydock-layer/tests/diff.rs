@@ -634,3 +634,44 @@ fn a_directory_that_lost_its_xattrs_loses_them_after_apply() {
         "the directory's children stay"
     );
 }
+
+/// A directory removed and made again in a RUN is opaque in the upper dir; a file put back in
+/// it with the bytes and metadata of the lower's file was left out of the layer as an unchanged
+/// copy-up, so the opaque marker deleted it on apply.
+#[test]
+fn a_file_under_an_opaque_upper_directory_is_kept_even_when_a_lower_has_its_twin() {
+    if !require(is_root(), "root (trusted.overlay xattrs)") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let [upper, lower] = ["upper", "lower"].map(|d| {
+        let p = work.path().join(d);
+        fs::create_dir(&p).unwrap();
+        p
+    });
+    for d in [&lower, &upper] {
+        fs::create_dir_all(d.join("d/sub")).unwrap();
+        fs::write(d.join("d/x"), b"same").unwrap();
+        fs::write(d.join("d/sub/y"), b"same").unwrap();
+    }
+    fs::write(lower.join("d/gone"), b"gone").unwrap();
+    rustix::fs::setxattr(
+        upper.join("d"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let mut layer = Vec::new();
+    diff_overlay_upper(
+        &upper,
+        std::slice::from_ref(&lower),
+        &mut layer,
+        &DiffOptions::default(),
+    )
+    .unwrap();
+    let result = tempfile::tempdir().unwrap();
+    copy_tree(&lower, result.path());
+    apply(&layer[..], result.path(), &ApplyOptions::default()).unwrap();
+    assert_eq!(listing(result.path()), ["d", "d/sub", "d/sub/y", "d/x"]);
+}
