@@ -96,11 +96,40 @@ struct FileJob {
 const PARALLEL_MIN_FILES: usize = 64;
 
 impl FileJob {
+    /// Everything after the two opens goes through the descriptors: a path would be walked
+    /// again for each of chown, chmod, xattrs and times, which is most of the kernel's work
+    /// for a small file. The destination was cleared beforehand, so it is created new, and a
+    /// symlink planted there is never followed.
     fn run(&self, chown: bool) -> Result<(), FileOpError> {
-        copy_file(&self.from, &self.to)?;
-        set_owner_mode(&self.to, chown, self.uid, self.gid, Some(self.mode), false)?;
-        copy_xattrs(&self.from, &self.to)?;
-        set_times(&self.to, self.mtime.0, self.mtime.1)
+        use std::os::unix::fs::OpenOptionsExt;
+        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+        let mut src = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nofollow)
+            .open(&self.from)
+            .map_err(|e| io_err("open", &self.from, e))?;
+        let mut dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nofollow)
+            .open(&self.to)
+            .map_err(|e| io_err("create", &self.to, e))?;
+        // io::copy between files is copy_file_range (reflinks where the file system has them).
+        io::copy(&mut src, &mut dst).map_err(|e| io_err("copy to", &self.to, e))?;
+        let err = |op: &'static str| move |e: rustix::io::Errno| io_err(op, &self.to, e);
+        if chown {
+            rustix::fs::fchown(
+                &dst,
+                Some(Uid::from_raw(self.uid)),
+                Some(Gid::from_raw(self.gid)),
+            )
+            .map_err(err("chown"))?;
+        }
+        // After the chown, which clears setuid and setgid bits.
+        rustix::fs::fchmod(&dst, Mode::from_raw_mode(self.mode)).map_err(err("chmod"))?;
+        copy_xattrs_fd(&src, &dst, &self.to)?;
+        rustix::fs::futimens(&dst, &ts(self.mtime.0, self.mtime.1)).map_err(err("set times of"))
     }
 }
 
@@ -221,6 +250,34 @@ fn copy_xattrs(from: &Path, to: &Path) -> Result<(), FileOpError> {
         match rustix::fs::lsetxattr(to, name_s, &val[..len], XattrFlags::empty()) {
             Ok(()) | Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::PERM) => {}
             Err(e) => return Err(io_err("set xattr on", to, e)),
+        }
+    }
+    Ok(())
+}
+
+/// [`copy_xattrs`] between open files.
+fn copy_xattrs_fd(from: &fs::File, to: &fs::File, to_path: &Path) -> Result<(), FileOpError> {
+    let mut names = vec![0u8; 1024];
+    let n = match rustix::fs::flistxattr(from, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::RANGE) => {
+            names = vec![0u8; 65536];
+            rustix::fs::flistxattr(from, &mut names[..]).unwrap_or(0)
+        }
+        Err(_) => return Ok(()),
+    };
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        if !xattr_copyable(name) {
+            continue;
+        }
+        let name_s = OsStr::from_bytes(name);
+        let mut val = vec![0u8; 65536];
+        let Ok(len) = rustix::fs::fgetxattr(from, name_s, &mut val[..]) else {
+            continue;
+        };
+        match rustix::fs::fsetxattr(to, name_s, &val[..len], XattrFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::PERM) => {}
+            Err(e) => return Err(io_err("set xattr on", to_path, e)),
         }
     }
     Ok(())
@@ -1025,12 +1082,6 @@ fn parents_pivot_depth(src: &str) -> usize {
         Some(at) => view::components(&rest[..at]).len(),
         None => 0,
     }
-}
-
-fn copy_file(from: &Path, to: &Path) -> Result<(), FileOpError> {
-    // std's copy uses copy_file_range (reflinks where the file system has them).
-    fs::copy(from, to).map_err(|e| io_err("copy to", to, e))?;
-    Ok(())
 }
 
 /// The archive reader when `path` is a tar (plain, gzip, zstd, bzip2 or xz), else `None`.

@@ -39,7 +39,7 @@ struct Done {
 }
 
 /// Bytes sampled (at three places) to decide whether a block is worth compressing.
-const SAMPLE: usize = 16 * 1024;
+const SAMPLE: usize = 4 * 1024;
 
 /// Whether `data` looks incompressible: level-1 deflate saves less than 2% on each of three
 /// samples (start, middle, end). Only the block's bytes decide, so output stays deterministic.
