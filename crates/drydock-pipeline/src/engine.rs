@@ -125,6 +125,10 @@ pub struct KeptJob {
     pub from_run: i64,
     /// What it persisted there (handed to the jobs that attach it).
     pub persisted: Option<Persisted>,
+    /// Its `outputs:` there (handed to the jobs that need it). Absent in records written
+    /// before outputs were kept.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// How a finished job looks to the jobs after it.
@@ -158,6 +162,7 @@ impl Finished {
                 continued_on_error: false,
                 steps: Vec::new(),
                 persisted: None,
+                outputs: BTreeMap::new(),
                 duration_ms: 0,
             },
         }
@@ -467,6 +472,8 @@ impl Engine {
                             )?;
                             f.persisted = k.persisted.clone();
                             f.result.persisted = k.persisted.clone();
+                            f.outputs = k.outputs.clone();
+                            f.result.outputs = k.outputs.clone();
                             slots[i] = Slot::Done(Box::new(f));
                             progressed = true;
                             continue;
@@ -752,6 +759,7 @@ impl Engine {
             continued_on_error: false,
             steps: Vec::new(),
             persisted: None,
+            outputs: BTreeMap::new(),
             duration_ms: 0,
         };
         Ok(Finished {

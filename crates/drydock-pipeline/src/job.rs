@@ -261,7 +261,7 @@ impl JobRunner<'_> {
             continued,
             images: own,
             persisted: st.persisted.clone(),
-            outputs,
+            outputs: outputs.clone(),
             result: JobResult {
                 name: job.name.clone(),
                 status,
@@ -269,6 +269,7 @@ impl JobRunner<'_> {
                 continued_on_error: continued,
                 steps: st.steps,
                 persisted: st.persisted,
+                outputs,
                 duration_ms: started.elapsed().as_millis() as u64,
             },
         }

@@ -40,6 +40,9 @@ pub struct JobResult {
     pub continued_on_error: bool,
     pub steps: Vec<StepResult>,
     pub persisted: Option<Persisted>,
+    /// Its `outputs:` as its dependents saw them (outputs holding a secret left out).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub outputs: std::collections::BTreeMap<String, String>,
     pub duration_ms: u64,
 }
 

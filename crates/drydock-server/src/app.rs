@@ -734,6 +734,7 @@ impl App {
                         .unwrap_or(drydock_pipeline::KeptJob {
                             from_run: id,
                             persisted: j.persisted.clone(),
+                            outputs: j.outputs.clone(),
                         });
                     if let Ok(text) = serde_json::to_string(&k) {
                         let _ = self.db.put_job_output(id, &j.name, &text);

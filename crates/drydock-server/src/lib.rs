@@ -33,7 +33,7 @@
 //! - Schedules remember their last firing in the database; after downtime a schedule whose
 //!   next tick has passed fires once (the cause says how many ticks were missed).
 //! - Re-running only the failed jobs keeps the jobs that passed (recorded as passed, "kept:
-//!   passed in run N") with what they persisted, through the engine's `run_keeping`; images
+//!   passed in run N") with what they persisted and their outputs, through the engine's `run_keeping`; images
 //!   built by kept jobs are not carried over (a job pushing them must run again).
 //! - A run's source is written by one `git read-tree -u` into a repository borrowing the
 //!   project mirror's objects (a `git clone --shared` cost ~5x more); commits known to be in a

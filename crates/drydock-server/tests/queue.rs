@@ -259,7 +259,7 @@ async fn the_server_job_limit_holds_runs_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rerunning_the_failed_jobs_keeps_the_passed_ones_and_their_workspaces() {
+async fn rerunning_the_failed_jobs_keeps_the_passed_ones_their_workspaces_and_outputs() {
     if !git_ready() {
         return;
     }
@@ -267,7 +267,7 @@ async fn rerunning_the_failed_jobs_keeps_the_passed_ones_and_their_workspaces() 
     let counter = tmp.path().join("builds");
     let flag = tmp.path().join("fixed");
     let pipeline = format!(
-        "on:\n  manual:\njobs:\n  build:\n    steps:\n      - run: echo built >> {c}; mkdir -p out; echo artifact-1 > out/a.txt\n    persist: [out/]\n  flaky:\n    needs: [build]\n    steps:\n      - attach: true\n      - run: cat out/a.txt; test -e {f}\n  after:\n    needs: [flaky]\n    steps:\n      - run: echo after\n",
+        "on:\n  manual:\njobs:\n  build:\n    outputs:\n      version: ${{{{ steps.v.outputs.version }}}}\n    steps:\n      - id: v\n        run: echo built >> {c}; mkdir -p out; echo artifact-1 > out/a.txt; echo version=7.1 >> \"$GITHUB_OUTPUT\"\n    persist: [out/]\n  flaky:\n    needs: [build]\n    steps:\n      - attach: true\n      - run: echo \"version [${{{{ needs.build.outputs.version }}}}]\"; cat out/a.txt; test -e {f}\n  after:\n    needs: [flaky]\n    steps:\n      - run: echo after\n",
         c = counter.display(),
         f = flag.display()
     );
@@ -310,6 +310,14 @@ async fn rerunning_the_failed_jobs_keeps_the_passed_ones_and_their_workspaces() 
             .iter()
             .any(|l| l == "artifact-1"),
         "the kept job's persisted files reach the re-run job"
+    );
+    assert!(
+        s.logs(second, "flaky")
+            .await
+            .iter()
+            .any(|l| l == "version [7.1]"),
+        "the kept job's outputs reach the re-run job: {:?}",
+        s.logs(second, "flaky").await
     );
     assert_eq!(
         std::fs::read_to_string(&counter).unwrap(),
