@@ -82,6 +82,10 @@ impl BuildCache {
     pub fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")
     }
+    /// Large copied files shared between layers (`fileop::FilePool`).
+    pub fn files_dir(&self) -> PathBuf {
+        self.dir.join("files")
+    }
     pub fn file_hashes(&self) -> PathBuf {
         self.dir.join("file-hashes")
     }
@@ -266,6 +270,15 @@ impl BuildCache {
         // Snapshots of named images' layers stay (the unpacked image store, as Docker keeps
         // images unpacked); those only build results used go with their records.
         report.snapshots_removed = snaps.retain(&|d| live.contains(d));
+        // Pooled files no snapshot links any more hold only their pool entry.
+        if let Ok(rd) = fs::read_dir(self.files_dir()) {
+            for e in rd.flatten() {
+                use std::os::unix::fs::MetadataExt;
+                if opts.all || e.metadata().is_ok_and(|m| m.nlink() <= 1) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         let _ = crate::snapshots::remove_tree(&self.tmp_dir());
         // Blobs only the dropped records named: no image and no remaining record needs them.
         for d in dropped.difference(&live) {

@@ -74,6 +74,8 @@ pub struct Staging {
     pending_links: Vec<(PathBuf, PathBuf)>,
     pending_dst: HashSet<PathBuf>,
     chown: bool,
+    /// Where large copied files are shared between layers (see [`FilePool`]).
+    pool: Option<FilePool>,
     /// Opaque markers as `user.overlay.opaque` (see [`Staging::with_userxattr`]).
     userxattr: bool,
 }
@@ -90,6 +92,85 @@ struct FileJob {
     gid: u32,
     mode: u32,
     mtime: (i64, i64),
+    /// The pool, and the destination's path in the layer, when the file may be shared.
+    pool: Option<(FilePool, PathBuf)>,
+}
+
+/// Large files copied into a layer, kept as hard links under `cache/files/` so that the next
+/// layer copying the same unchanged source to the same place with the same metadata links
+/// the inode instead of copying the bytes again (a one-line change next to 300 MB of data
+/// otherwise rewrites all of it). Snapshots are never written in place (RUN writes through
+/// overlayfs, which copies up), so sharing an inode between layers is safe.
+///
+/// An entry's name hashes what makes its inode right for a destination:
+/// - the source's identity and version: device, inode, size, mtime and ctime, as the hash
+///   cache trusts them (any write changes the ctime);
+/// - the destination's path in the layer, so one merged tree never shows one pooled inode at
+///   two paths (a tar of it would turn the second into a hard link);
+/// - the destination's owner, mode and mtime (an inode has one of each).
+///
+/// An entry is made only when the source did not change while it was copied and has no
+/// xattrs; a hit is checked against the expected metadata before it is used. `builder prune`
+/// removes the entries no snapshot links any more.
+#[derive(Debug, Clone)]
+pub struct FilePool {
+    dir: PathBuf,
+}
+
+/// Files smaller than this are always copied: linking saves little and would fill the pool.
+const POOL_MIN_SIZE: u64 = 1 << 20;
+
+impl FilePool {
+    fn entry(&self, src: &rustix::fs::Stat, job: &FileJob, dest: &Path) -> PathBuf {
+        let mut key = format!(
+            "drydock-file-pool-v1\0{} {} {} {}.{} {}.{}\0",
+            src.st_dev,
+            src.st_ino,
+            src.st_size,
+            src.st_mtime,
+            src.st_mtime_nsec,
+            src.st_ctime,
+            src.st_ctime_nsec
+        )
+        .into_bytes();
+        key.extend_from_slice(dest.as_os_str().as_bytes());
+        key.extend_from_slice(
+            format!(
+                "\0{} {} {:o} {}.{}",
+                job.uid, job.gid, job.mode, job.mtime.0, job.mtime.1
+            )
+            .as_bytes(),
+        );
+        let hex = drydock_oci::Digest::sha256(&key).hex().to_string();
+        self.dir.join(hex)
+    }
+}
+
+/// Whether a source's last change is old enough that a later write must show in its ctime (a
+/// file system with coarse timestamps would give a write in the same tick the same ctime).
+fn settled(st: &rustix::fs::Stat) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now - st.st_ctime >= 2
+}
+
+/// Whether a file linked from the pool is what the job would have written.
+fn pooled_file_matches(st: &rustix::fs::Stat, job: &FileJob, size: i64, chown: bool) -> bool {
+    let mut names = [0u8; 256];
+    let no_xattrs = match rustix::fs::llistxattr(&job.to, &mut names[..]) {
+        Ok(n) => names[..n]
+            .split(|&b| b == 0)
+            .all(|n| n.is_empty() || !xattr_copyable(n)),
+        Err(rustix::io::Errno::NOTSUP) => true,
+        Err(_) => false,
+    };
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+        && st.st_size == size
+        && st.st_mode & 0o7777 == job.mode & 0o7777
+        && (!chown || (st.st_uid == job.uid && st.st_gid == job.gid))
+        && (st.st_mtime, st.st_mtime_nsec as i64) == (job.mtime.0, job.mtime.1)
+        && no_xattrs
 }
 
 /// Fewer files than this are written in the calling thread (threads would cost more).
@@ -108,6 +189,27 @@ impl FileJob {
             .custom_flags(nofollow)
             .open(&self.from)
             .map_err(|e| io_err("open", &self.from, e))?;
+        let pooled = match &self.pool {
+            Some((pool, dest)) => {
+                let st = rustix::fs::fstat(&src).map_err(|e| io_err("stat", &self.from, e))?;
+                (st.st_size as u64 >= POOL_MIN_SIZE).then(|| (pool.entry(&st, self, dest), st))
+            }
+            None => None,
+        };
+        if let Some((entry, st)) = &pooled
+            && fs::hard_link(entry, &self.to).is_ok()
+        {
+            match rustix::fs::lstat(&self.to) {
+                Ok(linked) if pooled_file_matches(&linked, self, st.st_size, chown) => {
+                    return Ok(());
+                }
+                // Changed behind our back: not used again, and this file is copied.
+                _ => {
+                    let _ = fs::remove_file(entry);
+                    fs::remove_file(&self.to).map_err(|e| io_err("remove", &self.to, e))?;
+                }
+            }
+        }
         let mut dst = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -128,8 +230,23 @@ impl FileJob {
         }
         // After the chown, which clears setuid and setgid bits.
         rustix::fs::fchmod(&dst, Mode::from_raw_mode(self.mode)).map_err(err("chmod"))?;
-        copy_xattrs_fd(&src, &dst, &self.to)?;
-        rustix::fs::futimens(&dst, &ts(self.mtime.0, self.mtime.1)).map_err(err("set times of"))
+        let had_xattrs = copy_xattrs_fd(&src, &dst, &self.to)?;
+        rustix::fs::futimens(&dst, &ts(self.mtime.0, self.mtime.1)).map_err(err("set times of"))?;
+        if let Some((entry, before)) = pooled
+            && !had_xattrs
+            && settled(&before)
+            && rustix::fs::fstat(&src).is_ok_and(|after| {
+                (after.st_size, after.st_mtime, after.st_mtime_nsec)
+                    == (before.st_size, before.st_mtime, before.st_mtime_nsec)
+                    && (after.st_ctime, after.st_ctime_nsec)
+                        == (before.st_ctime, before.st_ctime_nsec)
+            })
+        {
+            // Another build may have made the same entry meanwhile: either one will do.
+            let _ = fs::create_dir_all(entry.parent().unwrap_or(Path::new("/")));
+            let _ = fs::hard_link(&self.to, &entry);
+        }
+        Ok(())
     }
 }
 
@@ -255,8 +372,8 @@ fn copy_xattrs(from: &Path, to: &Path) -> Result<(), FileOpError> {
     Ok(())
 }
 
-/// [`copy_xattrs`] between open files.
-fn copy_xattrs_fd(from: &fs::File, to: &fs::File, to_path: &Path) -> Result<(), FileOpError> {
+/// [`copy_xattrs`] between open files; whether the source had any to copy.
+fn copy_xattrs_fd(from: &fs::File, to: &fs::File, to_path: &Path) -> Result<bool, FileOpError> {
     let mut names = vec![0u8; 1024];
     let n = match rustix::fs::flistxattr(from, &mut names[..]) {
         Ok(n) => n,
@@ -264,12 +381,14 @@ fn copy_xattrs_fd(from: &fs::File, to: &fs::File, to_path: &Path) -> Result<(), 
             names = vec![0u8; 65536];
             rustix::fs::flistxattr(from, &mut names[..]).unwrap_or(0)
         }
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(false),
     };
+    let mut any = false;
     for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
         if !xattr_copyable(name) {
             continue;
         }
+        any = true;
         let name_s = OsStr::from_bytes(name);
         let mut val = vec![0u8; 65536];
         let Ok(len) = rustix::fs::fgetxattr(from, name_s, &mut val[..]) else {
@@ -280,7 +399,7 @@ fn copy_xattrs_fd(from: &fs::File, to: &fs::File, to_path: &Path) -> Result<(), 
             Err(e) => return Err(io_err("set xattr on", to_path, e)),
         }
     }
-    Ok(())
+    Ok(any)
 }
 
 /// Options of one copy, resolved.
@@ -309,7 +428,15 @@ impl Staging {
             pending_dst: HashSet::new(),
             chown: rustix::process::geteuid().is_root(),
             userxattr: !rustix::process::geteuid().is_root(),
+            pool: None,
         }
+    }
+
+    /// Shares large copied files with earlier layers through hard links in `dir` (see
+    /// [`FilePool`]). `dir` must be on the upper dir's file system.
+    pub fn with_file_pool(mut self, dir: PathBuf) -> Self {
+        self.pool = Some(FilePool { dir });
+        self
     }
 
     /// Marks opaque directories with `user.overlay.opaque` (for overlayfs mounted with
@@ -997,6 +1124,11 @@ impl Staging {
                 gid,
                 mode: self.mode_for(ctx, fi),
                 mtime: (fi.meta.mtime(), fi.meta.mtime_nsec()),
+                pool: self
+                    .pool
+                    .clone()
+                    .filter(|_| fi.meta.len() >= POOL_MIN_SIZE)
+                    .map(|p| (p, dst.to_path_buf())),
             });
             self.pending_dst.insert(abs);
             return Ok(());

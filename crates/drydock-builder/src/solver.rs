@@ -838,8 +838,9 @@ impl Solver<'_, '_> {
         let stage_dir = self.temp_dir("stage-")?;
         let upper = stage_dir.join("upper");
         fs::create_dir(&upper).ctx("create directory", &upper)?;
-        let mut staging =
-            Staging::new(upper.clone(), lowers.clone()).with_userxattr(self.env.rootless);
+        let mut staging = Staging::new(upper.clone(), lowers.clone())
+            .with_userxattr(self.env.rootless)
+            .with_file_pool(self.env.cache.files_dir());
         if f.base.is_none()
             && let Some(linked_onto) = self.linked_onto(id)
             && let State::Layers(chain) = self.state(&linked_onto)?

@@ -853,3 +853,80 @@ fn a_symlink_out_of_the_context_names_the_copy_that_reads_it() {
     );
     assert!(err.to_string().contains("COPY sneaky /x"), "{err}");
 }
+
+/// Inodes of the files with this path (relative to a snapshot root) in all snapshots.
+fn snapshot_inodes(w: &World, rel: &str) -> Vec<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let snaps = w.home.path().join("cache/snapshots/sha256");
+    let mut out: Vec<u64> = fs::read_dir(&snaps)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::symlink_metadata(e.path().join(rel)).ok())
+        .map(|m| m.ino())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_large_unchanged_file_is_linked_into_the_next_copy_layer_which_stays_byte_identical() {
+    let Some(w) = World::new() else { return };
+    let t = tempfile::tempdir().unwrap();
+    write(
+        t.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /data/\nCOPY big.bin /again/big.bin\nRUN cat /data/small.txt > /seen\n",
+            ),
+            ("small.txt", "v1\n"),
+        ],
+    );
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(t.path().join("big.bin"), &big).unwrap();
+    // The pool only takes a source whose last change is 2 s old.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    w.build(t.path(), |_| {}).unwrap();
+    let pool = w.home.path().join("cache/files");
+    let entries = || fs::read_dir(&pool).map_or(0, |r| r.count());
+    assert_eq!(entries(), 2, "one entry per destination");
+    fs::write(t.path().join("small.txt"), "v2\n").unwrap();
+    let second = w.build(t.path(), |_| {}).unwrap();
+    let data = snapshot_inodes(&w, "data/big.bin");
+    assert_eq!(data.len(), 2, "two COPY . layers");
+    assert_eq!(data[0], data[1], "the second links the first's file");
+    let again = snapshot_inodes(&w, "again/big.bin");
+    assert_eq!(again.len(), 1, "unchanged, so cached");
+    assert_ne!(again[0], data[0], "one inode never shows at two paths");
+    // The layers are those of a build that copied every byte.
+    let fresh = World::new().unwrap();
+    let expected = fresh.build(t.path(), |_| {}).unwrap();
+    assert_eq!(second.descriptor.digest(), expected.descriptor.digest());
+    // A changed large file is copied, not linked.
+    let mut big2 = big.clone();
+    big2[12345] ^= 0xff;
+    fs::write(t.path().join("big.bin"), &big2).unwrap();
+    let third = w.build(t.path(), |_| {}).unwrap();
+    assert_eq!(
+        third.descriptor.digest(),
+        fresh.build(t.path(), |_| {}).unwrap().descriptor.digest()
+    );
+    assert_ne!(third.descriptor.digest(), second.descriptor.digest());
+    // Entries some snapshot still links stay; prune --all drops the snapshots, then them.
+    let prune = |all| {
+        w.builder
+            .cache()
+            .prune(
+                w.store(),
+                &PruneOptions {
+                    all,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    };
+    prune(false);
+    assert_eq!(entries(), 2);
+    prune(true);
+    assert_eq!(entries(), 0);
+}
