@@ -92,15 +92,50 @@ struct FileJob {
     gid: u32,
     mode: u32,
     mtime: (i64, i64),
-    /// The pool, and the destination's path in the layer, when the file may be shared.
-    pool: Option<(FilePool, PathBuf)>,
+    /// The pool, the destination's path in the layer and the source's identity as the copy
+    /// looked it up, when the file may be shared.
+    pool: Option<(FilePool, PathBuf, SourceVersion)>,
 }
 
-/// Large files copied into a layer, kept as hard links under `cache/files/` so that the next
+/// A source file's identity and version: what the hash cache trusts to say its bytes did not
+/// change (any write changes the ctime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SourceVersion {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl SourceVersion {
+    fn of(m: &fs::Metadata) -> Self {
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    fn of_stat(st: &rustix::fs::Stat) -> Self {
+        Self {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+        }
+    }
+}
+
+/// Regular files copied into a layer, kept as hard links under `cache/files/` so that the next
 /// layer copying the same unchanged source to the same place with the same metadata links
-/// the inode instead of copying the bytes again (a one-line change next to 300 MB of data
-/// otherwise rewrites all of it). Snapshots are never written in place (RUN writes through
-/// overlayfs, which copies up), so sharing an inode between layers is safe.
+/// the inode instead of creating a file and copying the bytes again (a one-line change in a
+/// tree of 20,000 files and 300 MB otherwise rewrites all of it). Snapshots are never written
+/// in place (RUN writes through overlayfs, which copies up), so sharing an inode between
+/// layers is safe.
 ///
 /// An entry's name hashes what makes its inode right for a destination:
 /// - the source's identity and version: device, inode, size, mtime and ctime, as the hash
@@ -117,20 +152,11 @@ pub struct FilePool {
     dir: PathBuf,
 }
 
-/// Files smaller than this are always copied: linking saves little and would fill the pool.
-const POOL_MIN_SIZE: u64 = 1 << 20;
-
 impl FilePool {
-    fn entry(&self, src: &rustix::fs::Stat, job: &FileJob, dest: &Path) -> PathBuf {
+    fn entry(&self, src: &SourceVersion, job: &FileJob, dest: &Path) -> PathBuf {
         let mut key = format!(
             "drydock-file-pool-v1\0{} {} {} {}.{} {}.{}\0",
-            src.st_dev,
-            src.st_ino,
-            src.st_size,
-            src.st_mtime,
-            src.st_mtime_nsec,
-            src.st_ctime,
-            src.st_ctime_nsec
+            src.dev, src.ino, src.size, src.mtime.0, src.mtime.1, src.ctime.0, src.ctime.1
         )
         .into_bytes();
         key.extend_from_slice(dest.as_os_str().as_bytes());
@@ -156,7 +182,7 @@ fn settled(st: &rustix::fs::Stat) -> bool {
 }
 
 /// Whether a file linked from the pool is what the job would have written.
-fn pooled_file_matches(st: &rustix::fs::Stat, job: &FileJob, size: i64, chown: bool) -> bool {
+fn pooled_file_matches(st: &rustix::fs::Stat, job: &FileJob, size: u64, chown: bool) -> bool {
     let mut names = [0u8; 256];
     let no_xattrs = match rustix::fs::llistxattr(&job.to, &mut names[..]) {
         Ok(n) => names[..n]
@@ -166,7 +192,7 @@ fn pooled_file_matches(st: &rustix::fs::Stat, job: &FileJob, size: i64, chown: b
         Err(_) => false,
     };
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
-        && st.st_size == size
+        && st.st_size as u64 == size
         && st.st_mode & 0o7777 == job.mode & 0o7777
         && (!chown || (st.st_uid == job.uid && st.st_gid == job.gid))
         && (st.st_mtime, st.st_mtime_nsec as i64) == (job.mtime.0, job.mtime.1)
@@ -183,24 +209,15 @@ impl FileJob {
     /// symlink planted there is never followed.
     fn run(&self, chown: bool) -> Result<(), FileOpError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-        let mut src = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nofollow)
-            .open(&self.from)
-            .map_err(|e| io_err("open", &self.from, e))?;
-        let pooled = match &self.pool {
-            Some((pool, dest)) => {
-                let st = rustix::fs::fstat(&src).map_err(|e| io_err("stat", &self.from, e))?;
-                (st.st_size as u64 >= POOL_MIN_SIZE).then(|| (pool.entry(&st, self, dest), st))
-            }
-            None => None,
-        };
-        if let Some((entry, st)) = &pooled
+        let entry = self
+            .pool
+            .as_ref()
+            .map(|(pool, dest, version)| (pool.entry(version, self, dest), *version));
+        if let Some((entry, version)) = &entry
             && fs::hard_link(entry, &self.to).is_ok()
         {
             match rustix::fs::lstat(&self.to) {
-                Ok(linked) if pooled_file_matches(&linked, self, st.st_size, chown) => {
+                Ok(linked) if pooled_file_matches(&linked, self, version.size, chown) => {
                     return Ok(());
                 }
                 // Changed behind our back: not used again, and this file is copied.
@@ -210,6 +227,20 @@ impl FileJob {
                 }
             }
         }
+        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+        let mut src = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nofollow)
+            .open(&self.from)
+            .map_err(|e| io_err("open", &self.from, e))?;
+        // The entry is only made for the version the copy looked up, copied whole.
+        let pooled = match entry {
+            Some((entry, version)) => {
+                let st = rustix::fs::fstat(&src).map_err(|e| io_err("stat", &self.from, e))?;
+                (SourceVersion::of_stat(&st) == version && settled(&st)).then_some((entry, version))
+            }
+            None => None,
+        };
         let mut dst = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -234,16 +265,9 @@ impl FileJob {
         rustix::fs::futimens(&dst, &ts(self.mtime.0, self.mtime.1)).map_err(err("set times of"))?;
         if let Some((entry, before)) = pooled
             && !had_xattrs
-            && settled(&before)
-            && rustix::fs::fstat(&src).is_ok_and(|after| {
-                (after.st_size, after.st_mtime, after.st_mtime_nsec)
-                    == (before.st_size, before.st_mtime, before.st_mtime_nsec)
-                    && (after.st_ctime, after.st_ctime_nsec)
-                        == (before.st_ctime, before.st_ctime_nsec)
-            })
+            && rustix::fs::fstat(&src).is_ok_and(|after| SourceVersion::of_stat(&after) == before)
         {
             // Another build may have made the same entry meanwhile: either one will do.
-            let _ = fs::create_dir_all(entry.parent().unwrap_or(Path::new("/")));
             let _ = fs::hard_link(&self.to, &entry);
         }
         Ok(())
@@ -435,6 +459,8 @@ impl Staging {
     /// Shares large copied files with earlier layers through hard links in `dir` (see
     /// [`FilePool`]). `dir` must be on the upper dir's file system.
     pub fn with_file_pool(mut self, dir: PathBuf) -> Self {
+        // Without the directory nothing is pooled: every link into it fails.
+        let _ = fs::create_dir_all(&dir);
         self.pool = Some(FilePool { dir });
         self
     }
@@ -1127,8 +1153,7 @@ impl Staging {
                 pool: self
                     .pool
                     .clone()
-                    .filter(|_| fi.meta.len() >= POOL_MIN_SIZE)
-                    .map(|p| (p, dst.to_path_buf())),
+                    .map(|p| (p, dst.to_path_buf(), SourceVersion::of(&fi.meta))),
             });
             self.pending_dst.insert(abs);
             return Ok(());

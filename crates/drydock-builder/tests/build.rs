@@ -869,7 +869,7 @@ fn snapshot_inodes(w: &World, rel: &str) -> Vec<u64> {
 }
 
 #[test]
-fn a_large_unchanged_file_is_linked_into_the_next_copy_layer_which_stays_byte_identical() {
+fn unchanged_files_are_linked_into_the_next_copy_layer_which_stays_byte_identical() {
     let Some(w) = World::new() else { return };
     let t = tempfile::tempdir().unwrap();
     write(
@@ -889,12 +889,18 @@ fn a_large_unchanged_file_is_linked_into_the_next_copy_layer_which_stays_byte_id
     w.build(t.path(), |_| {}).unwrap();
     let pool = w.home.path().join("cache/files");
     let entries = || fs::read_dir(&pool).map_or(0, |r| r.count());
-    assert_eq!(entries(), 2, "one entry per destination");
+    // One per destination: Dockerfile, small.txt and big.bin under /data, big.bin under /again.
+    assert_eq!(entries(), 4);
     fs::write(t.path().join("small.txt"), "v2\n").unwrap();
     let second = w.build(t.path(), |_| {}).unwrap();
     let data = snapshot_inodes(&w, "data/big.bin");
     assert_eq!(data.len(), 2, "two COPY . layers");
     assert_eq!(data[0], data[1], "the second links the first's file");
+    let dockerfile = snapshot_inodes(&w, "data/Dockerfile");
+    assert_eq!(dockerfile.len(), 2);
+    assert_eq!(dockerfile[0], dockerfile[1], "small files too");
+    let small = snapshot_inodes(&w, "data/small.txt");
+    assert_ne!(small[0], small[1], "the changed file is written anew");
     let again = snapshot_inodes(&w, "again/big.bin");
     assert_eq!(again.len(), 1, "unchanged, so cached");
     assert_ne!(again[0], data[0], "one inode never shows at two paths");
@@ -926,7 +932,7 @@ fn a_large_unchanged_file_is_linked_into_the_next_copy_layer_which_stays_byte_id
             .unwrap()
     };
     prune(false);
-    assert_eq!(entries(), 2);
+    assert_eq!(entries(), 4);
     prune(true);
     assert_eq!(entries(), 0);
 }
