@@ -23,6 +23,7 @@ use drydock_plan::{CopyAction, FileAction, Owner};
 use drydock_sandbox::users::{parse_group, parse_passwd};
 use rustix::fs::{AtFlags, Gid, Mode, Timestamps, Uid, XattrFlags};
 
+use crate::hashcache::Stat;
 use crate::perms::{ModeSpec, resolve_owner};
 use crate::view::{self, Escape, Found, LayerStack, Tree, ViewError};
 
@@ -94,40 +95,7 @@ struct FileJob {
     mtime: (i64, i64),
     /// The pool, the destination's path in the layer and the source's identity as the copy
     /// looked it up, when the file may be shared.
-    pool: Option<(FilePool, PathBuf, SourceVersion)>,
-}
-
-/// A source file's identity and version: what the hash cache trusts to say its bytes did not
-/// change (any write changes the ctime).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SourceVersion {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl SourceVersion {
-    fn of(m: &fs::Metadata) -> Self {
-        Self {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-
-    fn of_stat(st: &rustix::fs::Stat) -> Self {
-        Self {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            size: st.st_size as u64,
-            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
-            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
-        }
-    }
+    pool: Option<(FilePool, PathBuf, Stat)>,
 }
 
 /// Regular files copied into a layer, kept as hard links under `cache/files/` so that the next
@@ -153,7 +121,7 @@ pub struct FilePool {
 }
 
 impl FilePool {
-    fn entry(&self, src: &SourceVersion, job: &FileJob, dest: &Path) -> PathBuf {
+    fn entry(&self, src: &Stat, job: &FileJob, dest: &Path) -> PathBuf {
         let mut key = format!(
             "drydock-file-pool-v1\0{} {} {} {}.{} {}.{}\0",
             src.dev, src.ino, src.size, src.mtime.0, src.mtime.1, src.ctime.0, src.ctime.1
@@ -237,7 +205,7 @@ impl FileJob {
         let pooled = match entry {
             Some((entry, version)) => {
                 let st = rustix::fs::fstat(&src).map_err(|e| io_err("stat", &self.from, e))?;
-                (SourceVersion::of_stat(&st) == version && settled(&st)).then_some((entry, version))
+                (Stat::of_stat(&st) == version && settled(&st)).then_some((entry, version))
             }
             None => None,
         };
@@ -265,7 +233,7 @@ impl FileJob {
         rustix::fs::futimens(&dst, &ts(self.mtime.0, self.mtime.1)).map_err(err("set times of"))?;
         if let Some((entry, before)) = pooled
             && !had_xattrs
-            && rustix::fs::fstat(&src).is_ok_and(|after| SourceVersion::of_stat(&after) == before)
+            && rustix::fs::fstat(&src).is_ok_and(|after| Stat::of_stat(&after) == before)
         {
             // Another build may have made the same entry meanwhile: either one will do.
             let _ = fs::hard_link(&self.to, &entry);
@@ -370,40 +338,57 @@ fn xattr_copyable(name: &[u8]) -> bool {
 }
 
 fn copy_xattrs(from: &Path, to: &Path) -> Result<(), FileOpError> {
-    let mut names = vec![0u8; 4096];
-    let n = match rustix::fs::llistxattr(from, &mut names[..]) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::RANGE) => {
-            names = vec![0u8; 65536];
-            rustix::fs::llistxattr(from, &mut names[..]).unwrap_or(0)
-        }
-        Err(_) => return Ok(()),
-    };
-    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        if !xattr_copyable(name) {
-            continue;
-        }
-        let name_s = OsStr::from_bytes(name);
-        let mut val = vec![0u8; 65536];
-        let Ok(len) = rustix::fs::lgetxattr(from, name_s, &mut val[..]) else {
-            continue;
-        };
-        match rustix::fs::lsetxattr(to, name_s, &val[..len], XattrFlags::empty()) {
-            Ok(()) | Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::PERM) => {}
-            Err(e) => return Err(io_err("set xattr on", to, e)),
-        }
-    }
-    Ok(())
+    copy_xattrs_between(XattrNode::Path(from), XattrNode::Path(to), to).map(|_| ())
 }
 
 /// [`copy_xattrs`] between open files; whether the source had any to copy.
 fn copy_xattrs_fd(from: &fs::File, to: &fs::File, to_path: &Path) -> Result<bool, FileOpError> {
-    let mut names = vec![0u8; 1024];
-    let n = match rustix::fs::flistxattr(from, &mut names[..]) {
+    copy_xattrs_between(XattrNode::File(from), XattrNode::File(to), to_path)
+}
+
+/// Where xattrs are read or written: a path (not following a final symlink) or an open file.
+#[derive(Clone, Copy)]
+enum XattrNode<'a> {
+    Path(&'a Path),
+    File(&'a fs::File),
+}
+
+impl XattrNode<'_> {
+    fn list(self, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrNode::Path(p) => rustix::fs::llistxattr(p, buf),
+            XattrNode::File(f) => rustix::fs::flistxattr(f, buf),
+        }
+    }
+
+    fn get(self, name: &OsStr, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrNode::Path(p) => rustix::fs::lgetxattr(p, name, buf),
+            XattrNode::File(f) => rustix::fs::fgetxattr(f, name, buf),
+        }
+    }
+
+    fn set(self, name: &OsStr, value: &[u8]) -> rustix::io::Result<()> {
+        match self {
+            XattrNode::Path(p) => rustix::fs::lsetxattr(p, name, value, XattrFlags::empty()),
+            XattrNode::File(f) => rustix::fs::fsetxattr(f, name, value, XattrFlags::empty()),
+        }
+    }
+}
+
+/// Copies the xattrs a layer may carry; whether the source had any. A target that refuses
+/// them (no support, or a user namespace for `trusted.*`) is not an error.
+fn copy_xattrs_between(
+    from: XattrNode<'_>,
+    to: XattrNode<'_>,
+    to_path: &Path,
+) -> Result<bool, FileOpError> {
+    let mut names = vec![0u8; 4096];
+    let n = match from.list(&mut names[..]) {
         Ok(n) => n,
         Err(rustix::io::Errno::RANGE) => {
             names = vec![0u8; 65536];
-            rustix::fs::flistxattr(from, &mut names[..]).unwrap_or(0)
+            from.list(&mut names[..]).unwrap_or(0)
         }
         Err(_) => return Ok(false),
     };
@@ -415,10 +400,10 @@ fn copy_xattrs_fd(from: &fs::File, to: &fs::File, to_path: &Path) -> Result<bool
         any = true;
         let name_s = OsStr::from_bytes(name);
         let mut val = vec![0u8; 65536];
-        let Ok(len) = rustix::fs::fgetxattr(from, name_s, &mut val[..]) else {
+        let Ok(len) = from.get(name_s, &mut val[..]) else {
             continue;
         };
-        match rustix::fs::fsetxattr(to, name_s, &val[..len], XattrFlags::empty()) {
+        match to.set(name_s, &val[..len]) {
             Ok(()) | Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::PERM) => {}
             Err(e) => return Err(io_err("set xattr on", to_path, e)),
         }
@@ -1153,7 +1138,7 @@ impl Staging {
                 pool: self
                     .pool
                     .clone()
-                    .map(|p| (p, dst.to_path_buf(), SourceVersion::of(&fi.meta))),
+                    .map(|p| (p, dst.to_path_buf(), Stat::of(&fi.meta))),
             });
             self.pending_dst.insert(abs);
             return Ok(());

@@ -16,23 +16,35 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use drydock_oci::{Algorithm, Digest};
 
+/// A file's identity and version: what says its bytes did not change (any write changes the
+/// ctime). The hash cache and the COPY file pool trust it alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+pub(crate) struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
 }
 
 impl Stat {
-    fn of(m: &fs::Metadata) -> Self {
+    pub fn of(m: &fs::Metadata) -> Self {
         Stat {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    pub fn of_stat(st: &rustix::fs::Stat) -> Self {
+        Stat {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
         }
     }
 }

@@ -18,6 +18,13 @@ fn copy_tree(src: &Path, dst: &Path) {
     apply(&tar[..], dst, &ApplyOptions::default()).unwrap();
 }
 
+/// The layer `diff_trees` makes of `lower` -> `upper`, with default options.
+fn tree_diff(lower: &Path, upper: &Path) -> Vec<u8> {
+    let mut layer = Vec::new();
+    diff_trees(lower, upper, &mut layer, &DiffOptions::default()).unwrap();
+    layer
+}
+
 fn names(tar: &[u8]) -> Vec<String> {
     tar::Archive::new(tar)
         .entries()
@@ -285,8 +292,7 @@ proptest! {
         let upper = tempfile::tempdir().unwrap();
         copy_tree(lower.path(), upper.path());
         mutate(upper.path(), &muts);
-        let mut layer = Vec::new();
-        diff_trees(lower.path(), upper.path(), &mut layer, &DiffOptions::default()).unwrap();
+        let layer = tree_diff(lower.path(), upper.path());
         let result = tempfile::tempdir().unwrap();
         copy_tree(lower.path(), result.path());
         apply(&layer[..], result.path(), &ApplyOptions::default()).unwrap();
@@ -320,14 +326,7 @@ fn diff_of_trees_names_whiteouts_and_skips_mtime_only_changes() {
         rustix::fs::AtFlags::empty(),
     )
     .unwrap();
-    let mut layer = Vec::new();
-    diff_trees(
-        lower.path(),
-        upper.path(),
-        &mut layer,
-        &DiffOptions::default(),
-    )
-    .unwrap();
+    let layer = tree_diff(lower.path(), upper.path());
     assert_eq!(names(&layer), expected_order());
     let with_mtime = DiffOptions {
         compare_mtime: true,
@@ -341,6 +340,26 @@ fn diff_of_trees_names_whiteouts_and_skips_mtime_only_changes() {
 fn expected_order() -> Vec<String> {
     // Component-wise path order: ".wh.c" < "a/" < "a/.wh.x".
     [".wh.c", "a/", "a/.wh.x"].map(String::from).to_vec()
+}
+
+/// New directories `names` under `root`.
+fn dirs_in<const N: usize>(root: &Path, names: [&str; N]) -> [PathBuf; N] {
+    names.map(|d| {
+        let p = root.join(d);
+        fs::create_dir(&p).unwrap();
+        p
+    })
+}
+
+/// Marks `dir` opaque as overlayfs does (root only: a `trusted.` xattr).
+fn mark_opaque(dir: &Path) {
+    rustix::fs::setxattr(
+        dir,
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
 }
 
 fn overlay_supported() -> bool {
@@ -542,11 +561,7 @@ fn overlay_upper_diff_reads_the_lowers_like_overlayfs() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let [upper, top, bottom] = ["upper", "top", "bottom"].map(|d| {
-        let p = work.path().join(d);
-        fs::create_dir(&p).unwrap();
-        p
-    });
+    let [upper, top, bottom] = dirs_in(work.path(), ["upper", "top", "bottom"]);
     // bottom has o/f, p/g and w; top makes o opaque (hiding o/f) and whites out w.
     for d in [&bottom, &top, &upper] {
         fs::create_dir(d.join("o")).unwrap();
@@ -555,13 +570,7 @@ fn overlay_upper_diff_reads_the_lowers_like_overlayfs() {
     fs::write(bottom.join("o/f"), b"same").unwrap();
     fs::write(bottom.join("p/g"), b"same").unwrap();
     fs::write(bottom.join("w"), b"same").unwrap();
-    rustix::fs::setxattr(
-        top.join("o"),
-        "trusted.overlay.opaque",
-        b"y",
-        rustix::fs::XattrFlags::empty(),
-    )
-    .unwrap();
+    mark_opaque(&top.join("o"));
     rustix::fs::mknodat(
         rustix::fs::CWD,
         top.join("w"),
@@ -612,14 +621,7 @@ fn a_directory_that_lost_its_xattrs_loses_them_after_apply() {
     for name in ["user.empty", "user.gone"] {
         rustix::fs::lremovexattr(&up, name).unwrap();
     }
-    let mut layer = Vec::new();
-    diff_trees(
-        lower.path(),
-        upper.path(),
-        &mut layer,
-        &DiffOptions::default(),
-    )
-    .unwrap();
+    let layer = tree_diff(lower.path(), upper.path());
     assert_eq!(names(&layer), ["d/"]);
     let result = tempfile::tempdir().unwrap();
     copy_tree(lower.path(), result.path());
@@ -644,24 +646,14 @@ fn a_file_under_an_opaque_upper_directory_is_kept_even_when_a_lower_has_its_twin
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let [upper, lower] = ["upper", "lower"].map(|d| {
-        let p = work.path().join(d);
-        fs::create_dir(&p).unwrap();
-        p
-    });
+    let [upper, lower] = dirs_in(work.path(), ["upper", "lower"]);
     for d in [&lower, &upper] {
         fs::create_dir_all(d.join("d/sub")).unwrap();
         fs::write(d.join("d/x"), b"same").unwrap();
         fs::write(d.join("d/sub/y"), b"same").unwrap();
     }
     fs::write(lower.join("d/gone"), b"gone").unwrap();
-    rustix::fs::setxattr(
-        upper.join("d"),
-        "trusted.overlay.opaque",
-        b"y",
-        rustix::fs::XattrFlags::empty(),
-    )
-    .unwrap();
+    mark_opaque(&upper.join("d"));
     let mut layer = Vec::new();
     diff_overlay_upper(
         &upper,
