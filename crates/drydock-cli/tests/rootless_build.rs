@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Out, open_dir, rootless_preconditions, run_as, seed_busybox};
+use common::{Out, open_dir, rootless_preconditions, run_as, seed_busybox, shared_scratch};
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -104,11 +104,7 @@ fn a_rootless_build_gives_the_image_a_root_build_gives_and_prune_cleans_up_after
     }
     let (uid, gid) = ensure_user_with_subids(USER, true);
     let sub = subid_start("/etc/subuid", USER);
-    let tmp = tempfile::Builder::new()
-        .prefix("drydock-cli-rootless-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = shared_scratch("drydock-cli-rootless-");
     let root_home = open_dir(tmp.path(), "root-home");
     let user_home = open_dir(tmp.path(), "user-home");
     let ctx = open_dir(tmp.path(), "ctx");
@@ -176,11 +172,7 @@ fn a_user_without_subordinate_ids_is_told_what_to_configure() {
         return;
     }
     let (uid, gid) = ensure_user_with_subids(NO_SUBIDS_USER, false);
-    let tmp = tempfile::Builder::new()
-        .prefix("drydock-cli-nosubids-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = shared_scratch("drydock-cli-nosubids-");
     let home = open_dir(tmp.path(), "home");
     chown_recursive(&home, uid, gid);
     let ctx = open_dir(tmp.path(), "ctx");
@@ -218,11 +210,7 @@ fn device_nodes_in_a_base_image_are_left_out_with_a_warning_and_the_image_is_sti
         return;
     }
     let (uid, gid) = ensure_user_with_subids(USER, true);
-    let tmp = tempfile::Builder::new()
-        .prefix("drydock-cli-rootless-dev-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = shared_scratch("drydock-cli-rootless-dev-");
     let root_home = open_dir(tmp.path(), "root-home");
     let user_home = open_dir(tmp.path(), "user-home");
     chown_recursive(&user_home, uid, gid);

@@ -7,10 +7,12 @@
 
 mod common;
 
-use common::{Out, commit_repo, open_dir, rootless_preconditions, run_as, seed_busybox};
+use common::{
+    Out, commit_repo, open_dir, rootless_preconditions, run_as, seed_busybox, shared_scratch,
+};
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use drydock_testkit::git;
@@ -78,11 +80,7 @@ fn a_rootless_run_runs_host_sandboxed_and_build_jobs_and_its_records_stay_the_us
         return;
     }
     let (uid, gid) = ensure_user_with_subids(USER, true);
-    let tmp = tempfile::Builder::new()
-        .prefix("drydock-cli-rootless-run-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = shared_scratch("drydock-cli-rootless-run-");
     let root_home = open_dir(tmp.path(), "root-home");
     let home = open_dir(tmp.path(), "user-home");
     let user_dir = open_dir(tmp.path(), "user");
@@ -227,11 +225,7 @@ fn a_user_without_subordinate_ids_still_runs_host_jobs_with_a_warning() {
     }
     const NO_SUBIDS_USER: &str = "drydock-nosubids";
     let (uid, gid) = ensure_user_with_subids(NO_SUBIDS_USER, false);
-    let tmp = tempfile::Builder::new()
-        .prefix("drydock-cli-nosubids-run-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = shared_scratch("drydock-cli-nosubids-run-");
     let home = open_dir(tmp.path(), "home");
     let user_dir = open_dir(tmp.path(), "user");
     let repo = open_dir(tmp.path(), "repo");

@@ -6,10 +6,11 @@
 
 mod common;
 
-use common::{Out, commit_repo, open_dir, rootless_preconditions, run_as, seed_busybox};
+use common::{
+    Out, commit_repo, open_dir, rootless_preconditions, run_as, seed_busybox, shared_scratch,
+};
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -145,11 +146,7 @@ fn a_rootless_server_runs_image_jobs_and_builds_images() {
         return;
     }
     let (uid, gid) = ensure_user_with_subids(USER, true);
-    let tmp = tempfile::Builder::new()
-        .prefix("drydock-cli-rootless-serve-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = shared_scratch("drydock-cli-rootless-serve-");
     let root_home = open_dir(tmp.path(), "root-home");
     let home = open_dir(tmp.path(), "server-home");
     let user_dir = open_dir(tmp.path(), "user");

@@ -90,6 +90,17 @@ pub fn run_as(
 }
 
 /// A directory every user can enter (tempfile makes them 0700).
+/// A scratch directory under /var/tmp that another user can enter (tempfile makes it 0700),
+/// for tests that run drydock as an unprivileged user.
+pub fn shared_scratch(prefix: &str) -> tempfile::TempDir {
+    let tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    tmp
+}
+
 pub fn open_dir(parent: &Path, name: &str) -> PathBuf {
     let d = parent.join(name);
     fs::create_dir_all(&d).unwrap();
