@@ -820,19 +820,8 @@ impl Applier<'_> {
 /// entry does not are removed, or a directory that lost an xattr in the upper tree would keep it
 /// after apply. Overlayfs' own and SELinux xattrs are not layer content and are left alone.
 fn drop_stale_xattrs(dir: BorrowedFd<'_>, keep: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
-    let mut names = vec![0u8; 1024];
-    let len = loop {
-        match rustix::fs::flistxattr(dir, &mut names[..]) {
-            Ok(n) => break n,
-            Err(Errno::RANGE) => {
-                let want = rustix::fs::flistxattr_query(dir)?;
-                names.resize(want.max(names.len() * 2), 0);
-            }
-            Err(Errno::NOTSUP) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-    };
-    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+    let names = crate::walk::xattr_names(|buf| rustix::fs::flistxattr(dir, buf))?;
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         if crate::write::xattr_in_layer(name) && !keep.iter().any(|(k, _)| k == name) {
             match rustix::fs::fremovexattr(dir, name) {
                 Ok(()) | Err(Errno::NODATA) | Err(Errno::NOTSUP) => {}

@@ -122,23 +122,35 @@ fn unsupported(e: &rustix::io::Errno) -> bool {
     *e == rustix::io::Errno::NOTSUP || *e == rustix::io::Errno::OPNOTSUPP
 }
 
+/// The xattr names `list` (a `llistxattr` or `flistxattr` of one file) gives, NUL-separated,
+/// the buffer grown until they fit; empty where the file system has no xattrs.
+pub(crate) fn xattr_names(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> rustix::io::Result<Vec<u8>> {
+    let mut names = vec![0u8; 256];
+    loop {
+        match list(&mut names[..]) {
+            Ok(n) => {
+                names.truncate(n);
+                return Ok(names);
+            }
+            Err(e) if unsupported(&e) => return Ok(Vec::new()),
+            Err(rustix::io::Errno::RANGE) => {
+                // An empty buffer asks for the size the list needs now.
+                let want = list(&mut [])?;
+                names.resize(want.max(names.len() * 2), 0);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// All xattrs of `path` (not following a final symlink), sorted by name.
 pub(crate) fn read_xattrs_of(path: &Path) -> Result<Xattrs, LayerError> {
     let err = |e: rustix::io::Errno| LayerError::io(path, "reading xattrs", e.into());
-    let mut names = vec![0u8; 256];
-    let len = loop {
-        match rustix::fs::llistxattr(path, &mut names[..]) {
-            Ok(n) => break n,
-            Err(e) if unsupported(&e) => return Ok(Vec::new()),
-            Err(rustix::io::Errno::RANGE) => {
-                let want = rustix::fs::llistxattr_query(path).map_err(err)?;
-                names.resize(want.max(names.len() * 2), 0);
-            }
-            Err(e) => return Err(err(e)),
-        }
-    };
+    let names = xattr_names(|buf| rustix::fs::llistxattr(path, buf)).map_err(err)?;
     let mut out = Vec::new();
-    for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let name_os = std::ffi::OsStr::from_bytes(name);
         let mut value = vec![0u8; 256];
         let vlen = loop {
@@ -212,4 +224,29 @@ pub(crate) fn collect(
 pub(crate) fn path_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     let key = |c: &u8| if *c == b'/' { 0 } else { *c };
     a.iter().map(key).cmp(b.iter().map(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More names than the first 256-byte buffer holds: the list is read again, larger.
+    #[test]
+    fn xattr_names_longer_than_the_first_buffer_are_all_read() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        std::fs::write(&f, b"").unwrap();
+        let names: Vec<String> = (0..20)
+            .map(|i| format!("user.a-rather-long-name-{i:02}"))
+            .collect();
+        for n in &names {
+            rustix::fs::lsetxattr(&f, n.as_str(), b"v", rustix::fs::XattrFlags::empty()).unwrap();
+        }
+        let got: Vec<String> = read_xattrs_of(&f)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect();
+        assert_eq!(got, names);
+    }
 }
